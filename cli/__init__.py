@@ -1,0 +1,1 @@
+"""cfs_cli: the ``cfs`` command line (typer + rich). No editing logic lives here."""

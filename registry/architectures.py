@@ -1,0 +1,70 @@
+"""Named architecture configs (``registry/configs/<family>/<name>.json``) and model resolution.
+
+A config file holds ``{"description": str, "config": {...}}`` where ``config`` is what the
+family's config class reads (``GeneratorConfig.from_dict`` for ``stylegan2``). Tiny ``test-*``
+variants live in the real registry (timm's habit), so tests exercise the same lookup as users.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cfs_core.errors import InputError
+
+if TYPE_CHECKING:
+    from cfs_core.stylegan2 import Generator
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One named architecture config."""
+
+    name: str
+    family: str
+    description: str
+    config: dict[str, Any]
+
+
+def list_architectures(family: str = "stylegan2") -> dict[str, Architecture]:
+    """All configs of a family, by name (sorted)."""
+    root = resources.files("cfs_registry").joinpath("configs", family)
+    out: dict[str, Architecture] = {}
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            data = json.loads(entry.read_text(encoding="utf-8"))
+            name = entry.name[: -len(".json")]
+            out[name] = Architecture(name, family, data.get("description", ""), data["config"])
+    return out
+
+
+def get_architecture(name: str, family: str = "stylegan2") -> Architecture:
+    """Look an architecture up by name; the error lists the known names."""
+    known = list_architectures(family)
+    if name not in known:
+        raise InputError(f"unknown {family} architecture '{name}' (known: {', '.join(known)})")
+    return known[name]
+
+
+def resolve_generator(spec: str, device: str = "cpu", seed: int = 0, which: str | None = None) -> tuple[Generator, str]:
+    """Turn ``--model`` into a generator: a model file path, or an architecture name.
+
+    An architecture name builds a generator with **random weights** (seeded); the returned
+    description says so, and callers should tell the user.
+    """
+    import torch
+
+    from cfs_core.stylegan2 import Generator, GeneratorConfig, load_generator
+
+    path = Path(spec).expanduser()
+    if path.exists() or any(sep in spec for sep in ("/", "\\")) or path.suffix in (".pt", ".pth", ".safetensors"):
+        loaded = load_generator(path, which=which, device=device)
+        return loaded.generator, f"{path} ({loaded.checkpoint.layout}, {loaded.which})"
+    arch = get_architecture(spec)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen = Generator(GeneratorConfig.from_dict(arch.config))
+    return gen.eval().requires_grad_(False).to(device), f"architecture '{spec}' with random weights (seed {seed})"
