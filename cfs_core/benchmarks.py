@@ -45,7 +45,7 @@ def time_call(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> li
 
 def bench_generator(
     config: Any, batches: tuple[int, ...] = (1, 4), repeats: int = 3, warmup: int = 1,
-    device: str = "cpu", fused_modconv: bool = False, name: str = "",
+    device: str = "cpu", fused_modconv: bool = True, name: str = "",
 ) -> list[Timing]:
     """Time a random-weight generator's forward (W+ → image, const noise) per batch size."""
     import torch

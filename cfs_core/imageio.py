@@ -1,20 +1,84 @@
-"""Image conversion and saving: generator tensors ([-1, 1], NCHW) ↔ PIL / uint8, atomic PNG writes."""
+"""Images in and out: safe reading of user files, tensor ↔ uint8 conversion, atomic PNG writes.
+
+Importing this module does not import torch (the tensor helpers import it when called).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cfs_core.errors import InputError
 from cfs_core.fileio import atomic_path
+
+if TYPE_CHECKING:
+    import torch
+
+READABLE_FORMATS = ("PNG", "JPEG", "WEBP")
+MAX_PIXELS = 50_000_000  # refuse larger images (decompression bombs, accidental panoramas)
+MIN_SIDE = 16
+
+
+def read_image(
+    path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> np.ndarray:
+    """Read a PNG, JPEG or WebP file as uint8 RGB ``[H, W, 3]``, whatever its mode.
+
+    EXIF orientation is applied; transparency (RGBA, LA, palette with transparency) is
+    composited on ``background``; grayscale, 16-bit and CMYK images become RGB. Missing,
+    truncated, corrupt, unsupported, too large or too small files raise
+    :class:`~cfs_core.errors.InputError` with a one-line message.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    try:
+        with Image.open(path) as img:
+            if img.format not in READABLE_FORMATS:
+                raise InputError(f"{path}: {img.format} images are not supported (use PNG, JPEG or WebP)")
+            w, h = img.size
+            if w * h > max_pixels:
+                raise InputError(f"{path}: image is too large ({w}×{h}; the limit is {max_pixels / 1e6:.0f} megapixels)")
+            if min(w, h) < min_side:
+                raise InputError(f"{path}: image is too small ({w}×{h}; at least {min_side} px per side)")
+            img.load()
+            return _to_rgb(ImageOps.exif_transpose(img), background)
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image file (or a format PIL cannot read)") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: image is too large (decompression bomb protection)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
+
+
+def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        img = Image.alpha_composite(canvas, rgba)
+    elif img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """[B, 3, H, W] or [3, H, W] in [-1, 1] → uint8 [B, H, W, 3] (values clamped)."""
+    import torch
+
     if images.ndim == 3:
         images = images.unsqueeze(0)
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -23,6 +87,8 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def from_uint8(array: np.ndarray) -> torch.Tensor:
     """uint8 [H, W, 3] or [B, H, W, 3] → float [B, 3, H, W] in [-1, 1]."""
+    import torch
+
     if array.ndim == 3:
         array = array[None]
     return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).float() / 127.5 - 1

@@ -12,10 +12,13 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from cfs_registry.plugins import PluginHost
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +34,16 @@ class CliState:
     device: str = "auto"
     verbose: bool = False
     quiet: bool = False
+    host: PluginHost | None = None  # the plugin host of the running app
+
+
+def get_host() -> PluginHost:
+    """The plugin host of the running ``cfs`` app (built on demand outside an app)."""
+    if STATE.host is None:
+        from cfs_registry.plugins import PluginHost
+
+        STATE.host = PluginHost()
+    return STATE.host
 
 
 STATE = CliState()

@@ -32,7 +32,7 @@ def generator(
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per case (median reported).")] = 3,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 1,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch CPU threads (default: torch's choice).")] = None,
-    fused: Annotated[bool, typer.Option("--fused/--scaled", help="Grouped-conv (reference) or activation-scaling modulated convs.")] = False,
+    fused: Annotated[bool, typer.Option("--fused/--scaled", help="Grouped-conv (reference) or activation-scaling modulated convs.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Milliseconds per image of the generator forward (mapping + synthesis), random weights."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cfs_cli._common import cli_command, console, info, resolve_device
+from cfs_cli._common import cli_command, console, get_host, info, resolve_device
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         if latents is not None and latents.suffix != ".safetensors":
             raise InputError(f"--latents {latents}: the file must end in .safetensors")
         device = resolve_device()
-        gen, described = resolve_generator(model, device=device, seed=seed, which=which)
+        gen, described = resolve_generator(model, device=device, seed=seed, which=which, host=get_host())
         info(f"model: {described}")
         images, wplus = gen.sample(n, seed=seed, truncation=truncation, noise=noise)  # type: ignore[arg-type]
         arrays = to_uint8(images)

@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from cfs_cli import bench, generate, models, world
-from cfs_cli._common import STATE
+from cfs_cli import bench, generate, models, plugins_cmd, world
+from cfs_cli._common import STATE, err_console, fail
+from cfs_registry.plugins import PluginHost
 
 HELP = """cfs: StyleGAN2 face editing from clipart, sketches, text or exemplars.
 
@@ -19,8 +20,15 @@ Every editing method is a plugin. Start with `cfs world render` (the embedded sy
 world) and `cfs generate` (sample a StyleGAN2 generator)."""
 
 
-def make_app() -> typer.Typer:
-    """Build the ``cfs`` typer application."""
+def plugin_warning(message: str) -> None:
+    """How plugin-loading problems reach the user: one line on stderr."""
+    err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+def make_app(host: PluginHost | None = None) -> typer.Typer:
+    """Build the ``cfs`` typer application around a plugin host (default: discover plugins)."""
+    host = host or PluginHost(warn=plugin_warning)
+    STATE.host = host
     app = typer.Typer(
         name="cfs",
         help=HELP,
@@ -48,14 +56,19 @@ def make_app() -> typer.Typer:
     app.add_typer(models.app, name="models")
     app.add_typer(world.app, name="world")
     app.add_typer(bench.app, name="bench")
+    plugins_cmd.register(app, host)
+    host.add_commands(app)
     return app
-
-
-app = make_app()
 
 
 def main() -> None:
     """Console-script entry point."""
+    from cfs_core.errors import CfsError
+
+    try:
+        app = make_app()
+    except CfsError as exc:  # e.g. a broken plugin under CFS_STRICT_PLUGINS=1
+        raise SystemExit(fail(str(exc)).exit_code) from None
     app()
 
 

@@ -17,6 +17,7 @@ from cfs_core.errors import InputError
 
 if TYPE_CHECKING:
     from cfs_core.stylegan2 import Generator
+    from cfs_registry.plugins import PluginHost
 
 
 @dataclass(frozen=True)
@@ -49,20 +50,33 @@ def get_architecture(name: str, family: str = "stylegan2") -> Architecture:
     return known[name]
 
 
-def resolve_generator(spec: str, device: str = "cpu", seed: int = 0, which: str | None = None) -> tuple[Generator, str]:
+def resolve_generator(
+    spec: str, device: str = "cpu", seed: int = 0, which: str | None = None, host: PluginHost | None = None,
+) -> tuple[Generator, str]:
     """Turn ``--model`` into a generator: a model file path, or an architecture name.
 
-    An architecture name builds a generator with **random weights** (seeded); the returned
-    description says so, and callers should tell the user.
+    A file is read by the first registered generator source that claims it. An architecture
+    name builds a generator with **random weights** (seeded); the returned description says so.
     """
     import torch
 
-    from cfs_core.stylegan2 import Generator, GeneratorConfig, load_generator
+    from cfs_core.stylegan2 import Generator, GeneratorConfig
 
     path = Path(spec).expanduser()
     if path.exists() or any(sep in spec for sep in ("/", "\\")) or path.suffix in (".pt", ".pth", ".safetensors"):
-        loaded = load_generator(path, which=which, device=device)
-        return loaded.generator, f"{path} ({loaded.checkpoint.layout}, {loaded.which})"
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, expected a model file")
+        from cfs_registry.plugins import PluginHost
+
+        sources = (host or PluginHost()).sources
+        for entry in sources:
+            source = entry.obj()
+            if source.can_load(path):
+                options = {"which": which} if which else {}
+                return source.load(path, device, options), f"{path} (read by the '{entry.id}' source)"
+        raise InputError(f"{path}: no generator source reads this file (sources: {', '.join(sources.ids()) or 'none'})")
     arch = get_architecture(spec)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
