@@ -144,7 +144,8 @@ def register_metrics(register: Register) -> None:
 
     :param register: call ``register(MetricClass)`` for each metric. ``MetricClass``
         subclasses :class:`cfs_core.metrics.Metric` and sets ``metric_id``, ``description``,
-        ``higher_is_better`` and ``requires``; ``compute(ctx, sample)`` returns one float per
+        ``higher_is_better`` and ``requires``; an instance is built with the run's
+        :class:`cfs_core.resources.Resources` and ``compute(sample)`` returns one float per
         edited image.
     """
 

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     import torch
 
 READABLE_FORMATS = ("PNG", "JPEG", "WEBP")
+# PIL names some files of a readable format otherwise: a camera JPEG carrying a preview picture
+# opens as MPO (multi-picture JPEG); its first picture is the photo.
+FORMAT_ALIASES = {"MPO": "JPEG"}
 MAX_PIXELS = 50_000_000  # refuse larger images (decompression bombs, accidental panoramas)
 MIN_SIDE = 16
 
@@ -42,23 +45,37 @@ def read_image(
         raise InputError(f"{path}: not a file")
     try:
         with Image.open(path) as img:
-            if img.format not in READABLE_FORMATS:
+            if FORMAT_ALIASES.get(str(img.format), img.format) not in READABLE_FORMATS:
                 raise InputError(f"{path}: {img.format} images are not supported (use PNG, JPEG or WebP)")
             w, h = img.size
             if w * h > max_pixels:
-                raise InputError(f"{path}: image is too large ({w}×{h}; the limit is {max_pixels / 1e6:.0f} megapixels)")
+                raise InputError(f"{path}: image is too large ({w}×{h}; the limit is {max_pixels / 1e6:g} megapixels)")
             if min(w, h) < min_side:
                 raise InputError(f"{path}: image is too small ({w}×{h}; at least {min_side} px per side)")
             img.load()
-            return _to_rgb(ImageOps.exif_transpose(img), background)
+            return _to_rgb(_upright(img), background)
     except InputError:
         raise
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (or a format PIL cannot read)") from None
     except Image.DecompressionBombError:
         raise InputError(f"{path}: image is too large (decompression bomb protection)") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """``img`` turned as its EXIF orientation says.
+
+    An unreadable EXIF block leaves the image as stored: the pixels are fine (and PIL's JPEG
+    reader already skips such a block, so every format behaves the same).
+    """
+    try:
+        return ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError):
+        return img
 
 
 def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
@@ -70,7 +87,8 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
         img = Image.alpha_composite(canvas, rgba)
     elif img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
+        # 16-bit modes span 0..65535 even when every value is small; for 32-bit ones, guess
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
         img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 

@@ -76,5 +76,7 @@ def compose(table: Table[type[Loss]], weights: Mapping[str, float], resources: R
     if unknown:
         raise InputError(f"{needed_by}: unknown loss {', '.join(unknown)} (known: {', '.join(table.ids())})")
     active = {k: float(w) for k, w in weights.items() if w != 0}
+    if not active:
+        raise InputError(f"{needed_by}: every loss weight is zero, nothing to optimise")
     resources.check({r for k in active for r in table.get(k).requires}, needed_by)
     return ComposedLoss([(k, w, table.get(k)(resources)) for k, w in active.items()])

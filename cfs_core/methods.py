@@ -19,10 +19,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cfs_core.errors import InputError
 from cfs_core.guidance import Guidance
+from cfs_core.losses import ComposedLoss, Loss, compose
 from cfs_core.resources import Resources
 
 if TYPE_CHECKING:
     import torch
+
+    from cfs_core.registration import Table
 
     from cfs_core.stylegan2 import Generator
 
@@ -63,6 +66,13 @@ class EditContext:
     resources: Resources = field(default_factory=Resources)
     progress: ProgressCallback = _ignore
     cache_dir: Any = None  # a pathlib.Path where a method may cache trained artefacts, or None
+    losses: Table[type[Loss]] | None = None  # the registered losses (the host fills it)
+
+    def compose_losses(self, weights: Mapping[str, float], needed_by: str) -> ComposedLoss:
+        """Compose registered losses by id × weight (e.g. a method's ``default_losses``)."""
+        if self.losses is None:
+            raise InputError(f"{needed_by}: no loss table in this context (the host did not provide one)")
+        return compose(self.losses, weights, self.resources, needed_by)
 
     def report(self, stage: str, step: int, total: int | None = None, message: str = "", **values: float) -> None:
         """Emit a :class:`ProgressEvent`."""

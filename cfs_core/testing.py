@@ -87,11 +87,19 @@ class EditingMethodTests:
         )
 
     def request(self, ctx: EditContext, kind: str, source: str, options: dict[str, Any] | None = None,
-                batch: int = 1) -> EditRequest:
-        """Build a request: guidance of ``kind`` from ``source``, seeded source latents."""
+                batch: int = 1, kind_cls: type[GuidanceKind] | None = None) -> EditRequest:
+        """Build a request: guidance of ``kind`` from ``source``, seeded source latents.
+
+        Without ``kind_cls`` the guidance is a plain text value; pass the kind's class (e.g. one
+        your plugin registers) to build it with ``kind_cls().load(source)``, ``meta`` included.
+        """
         from cfs_core.guidance import text_digest
 
-        guidance = Guidance(kind, source, text=source, digest=text_digest(source))
+        if kind_cls is not None:
+            guidance = kind_cls().load(source)
+            assert guidance.kind == kind, f"{kind_cls.__name__} loads '{guidance.kind}' guidance, not '{kind}'"
+        else:
+            guidance = Guidance(kind, source, text=source, digest=text_digest(source))
         return EditRequest(source_latents(ctx.generator, batch), guidance, self.method_cls.parse_options(options or {}))
 
     # ------------------------------------------------------------- helpers

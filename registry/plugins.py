@@ -77,7 +77,8 @@ class PluginHost:
 
     # ------------------------------------------------------------------ loading
     def _fail(self, info: PluginInfo, error: BaseException) -> None:
-        info.error = f"{type(error).__name__}: {error}" if not isinstance(error, RegistrationError) else str(error)
+        text = str(error) if isinstance(error, RegistrationError) else f"{type(error).__name__}: {error}"
+        info.error = " ".join(text.split())  # one line, whatever the exception's message looks like
         self.failures.append(info)
         message = f"plugin '{info.name}' ({info.module}) was not loaded: {info.error}"
         if self.strict:
@@ -88,9 +89,13 @@ class PluginHost:
         """Load the ``cfs`` entry points the environment switches allow."""
         only = {n.strip() for n in os.environ.get(ENV_ONLY, "").split(",") if n.strip()}
         no_autoload = _flag(ENV_NO_AUTOLOAD)
-        for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
+        found = sorted(metadata.entry_points(group=GROUP), key=lambda e: (not _is_own(e), e.name))
+        for name in sorted(only - {ep.name for ep in found}):
+            self.warn(f"{ENV_ONLY} names '{name}', but no installed plugin has that entry point")
+        # cfs' own plugins first, so that a third-party entry point cannot take one of their names
+        for ep in found:
             dist = ep.dist.name if ep.dist else None
-            own = dist is not None and dist.replace("_", "-").lower() == OWN_DISTRIBUTION
+            own = _is_own(ep)
             if not own and ((only and ep.name not in only) or (no_autoload and ep.name not in only)):
                 continue
             info = PluginInfo(ep.name, ep.value, dist, ep.dist.version if ep.dist else None)
@@ -99,7 +104,7 @@ class PluginHost:
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:  # noqa: BLE001 - report and keep going
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - report and keep going
                 self._fail(info, exc)
                 continue
             self._register(plugin, info)
@@ -112,7 +117,9 @@ class PluginHost:
     def _register(self, plugin: object, info: PluginInfo) -> None:
         try:
             self.pm.register(plugin, name=info.name)
-        except ValueError as exc:
+        except (ValueError, pluggy.PluginValidationError) as exc:  # name taken, or a hook's arguments
+            if self.pm.get_plugin(info.name) is plugin:  # older pluggy may leave it half-registered
+                self.pm.unregister(name=info.name)
             self._fail(info, exc)
             return
         try:
@@ -131,6 +138,8 @@ class PluginHost:
         if hook not in self._tables:
             table = collect(self.pm, hook, on_error=self._on_register_error)
             self._tables[hook] = table
+            for info in self.infos.values():  # a rebuilt table (after a late plugin) starts afresh
+                info.registered.pop(table.spec.kind, None)
             for entry in table:
                 if entry.plugin in self.infos:
                     self.infos[entry.plugin].registered.setdefault(table.spec.kind, []).append(entry.id)
@@ -181,9 +190,34 @@ class PluginHost:
                 self._fail(info, exc)
 
 
+def _is_own(ep: metadata.EntryPoint) -> bool:
+    """Whether an entry point belongs to cfs' own distribution."""
+    dist = ep.dist.name if ep.dist else None
+    return dist is not None and dist.replace("_", "-").lower() == OWN_DISTRIBUTION
+
+
 def _command_names(app: typer.Typer) -> list[str]:
-    names = [c.name or (c.callback.__name__.replace("_", "-") if c.callback else "") for c in app.registered_commands]
-    return names + [g.name or "" for g in app.registered_groups]
+    """The names ``app``'s commands and groups get on the command line, resolved as typer does."""
+    names = [c.name or (c.callback.__name__.lower().replace("_", "-") if c.callback else "")
+             for c in app.registered_commands]
+    for group in app.registered_groups:
+        name = _group_name(group)
+        if name:
+            names.append(name)
+        elif group.typer_instance is not None:  # typer merges a nameless group's commands into app
+            names += _command_names(group.typer_instance)
+    return names
+
+
+def _group_name(group: Any) -> str | None:
+    """A sub-app's name: ``add_typer(name=…)``, else its ``@callback(name=…)``, else ``Typer(name=…)``.
+
+    Unset values are typer ``DefaultPlaceholder`` objects, not strings.
+    """
+    instance = group.typer_instance
+    candidates = (group.name, getattr(getattr(instance, "registered_callback", None), "name", None),
+                  getattr(getattr(instance, "info", None), "name", None))
+    return next((name for name in candidates if isinstance(name, str) and name), None)
 
 
 def _duplicates(names: list[str]) -> list[str]:
