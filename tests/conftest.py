@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -41,3 +43,17 @@ def _stable_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("TERM", "dumb")
+
+
+@pytest.fixture
+def cfs() -> Callable[..., Result]:
+    """Run ``cfs ARGS…`` in-process on the real app; returns typer's Result."""
+    from cfs_cli.main import make_app
+
+    runner = CliRunner()
+    app = make_app()
+
+    def run(*args: object) -> Result:
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return run
