@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cfs_cli._common import cli_command, console, info, resolve_device
+from cfs_cli.world import bench as world_bench
 
 app = typer.Typer(help="Benchmarks: generator and renderer speed.", no_args_is_help=True)
 
@@ -63,3 +64,8 @@ def generator(
     for r in rows:
         table.add_row(r["name"], str(r["resolution"]), str(r["batch"]), f"{r['median_ms']:.1f}", f"{r['ms_per_item']:.1f}")
     console.print(table)
+
+
+# The renderer benchmark lives with the world commands; it is listed here too so that every
+# speed figure of the project is one `cfs bench …` away.
+app.command("world", help="Images per second of the synthetic-world renderers (same as `cfs world bench`).")(world_bench)

@@ -111,3 +111,9 @@ def test_bench_generator_json(cfs: Cfs) -> None:
     assert all(r["median_ms"] > 0 and r["resolution"] == 32 for r in data["results"])
     bad = cfs("bench", "generator", "--batch", "x")
     assert bad.exit_code == 2 and "comma-separated integers" in bad.stderr
+
+
+def test_bench_world_is_the_world_benchmark(cfs: Cfs) -> None:
+    result = cfs("bench", "world", "--n", "2", "--styles", "clipart", "--size", "64")
+    assert result.exit_code == 0, result.output
+    assert "clipart" in result.stdout and "images/s at 64px" in result.stdout
