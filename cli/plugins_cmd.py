@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cfs_cli._common import cli_command, console
+from cfs_core.registration import Table
 from cfs_registry.plugins import PluginHost
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -25,6 +26,11 @@ def _emit(rows: list[dict[str, Any]], as_json: bool, title: str, columns: dict[s
     for row in rows:
         table.add_row(*(_cell(row.get(key)) for key in columns.values()))
     console.print(table)
+
+
+def _rows(table: Table[Any]) -> list[dict[str, Any]]:
+    """One row per registered class: its ``describe()`` plus the plugin that registered it."""
+    return [{**entry.obj.describe(), "plugin": entry.plugin} for entry in table]
 
 
 def _cell(value: Any) -> str:
@@ -64,7 +70,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     @cli_command
     def methods(as_json: JsonFlag = False) -> None:
         """Editing methods: accepted guidance kinds, latent space and options."""
-        rows = [{**entry.obj.describe(), "plugin": entry.plugin} for entry in host.methods]
+        rows = _rows(host.methods)
         if not as_json:
             rows = [{**r, "options": option_summary(r["options"])} for r in rows]
         _emit(rows, as_json, "Editing methods", {"method": "id", "accepts": "accepts", "latent": "latent_space",
@@ -74,7 +80,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     @cli_command
     def guidance(as_json: JsonFlag = False) -> None:
         """Guidance kinds: what an edit can be steered by."""
-        rows = [{**entry.obj.describe(), "plugin": entry.plugin} for entry in host.guidance_kinds]
+        rows = _rows(host.guidance_kinds)
         _emit(rows, as_json, "Guidance kinds", {"kind": "id", "modality": "modality", "plugin": "plugin",
                                                  "description": "description"})
 
@@ -82,7 +88,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     @cli_command
     def losses(as_json: JsonFlag = False) -> None:
         """Losses methods compose by name × weight, with the resources each needs."""
-        rows = [{**entry.obj.describe(), "plugin": entry.plugin} for entry in host.losses]
+        rows = _rows(host.losses)
         _emit(rows, as_json, "Losses", {"loss": "id", "formula": "formula", "requires": "requires",
                                          "plugin": "plugin", "description": "description"})
 
@@ -90,6 +96,6 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     @cli_command
     def metrics(as_json: JsonFlag = False) -> None:
         """Metrics that comparisons and benchmarks report."""
-        rows = [{**entry.obj.describe(), "plugin": entry.plugin} for entry in host.metrics]
+        rows = _rows(host.metrics)
         _emit(rows, as_json, "Metrics", {"metric": "id", "higher is better": "higher_is_better",
                                           "requires": "requires", "plugin": "plugin", "description": "description"})

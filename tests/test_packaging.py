@@ -20,6 +20,8 @@ def test_every_package_folder_is_listed() -> None:
         for init in (ROOT / folder).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / folder)
             found.add(".".join([package, *rel.parts]))
+    # Data-only folders (architecture configs) are listed as packages so their files ship.
+    found |= {f"cfs_registry.configs.{d.name}" for d in (ROOT / "registry" / "configs").iterdir() if d.is_dir()}
     assert found == listed
     assert not listed & {"cli", "plugins", "registry"}
 
