@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cfs_cli._common import cli_command, console, err_console, info, show_progress
+from cfs_cli._common import cli_command, console, info
 
 app = typer.Typer(
     help="The embedded synthetic face world: render faces, sample datasets, show the schema.", no_args_is_help=True
@@ -78,21 +78,17 @@ def sample(
     workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Rendering processes.")] = 1,
 ) -> None:
     """Write a dataset: images per style, label maps, parameters, captions and a manifest."""
+    from cfs_cli.progress import progress_bars
+    from cfs_core.methods import ProgressEvent
     from cfs_core.world import parse_styles, write_dataset
 
     chosen = parse_styles(styles)
-    if show_progress():
-        from rich.progress import Progress
+    with progress_bars() as report:
 
-        with Progress(console=err_console, transient=True) as bar:
-            task = bar.add_task("rendering faces", total=n)
+        def advance(done: int, total: int) -> None:
+            report(ProgressEvent("rendering faces", done, total))
 
-            def advance(done: int, _total: int) -> None:
-                bar.update(task, completed=done)
-
-            summary = write_dataset(out, n, chosen, size, seed, n_captions, workers, progress=advance)
-    else:
-        summary = write_dataset(out, n, chosen, size, seed, n_captions, workers)
+        summary = write_dataset(out, n, chosen, size, seed, n_captions, workers, progress=advance)
     info(f"{summary.written} written, {summary.skipped} already there")
     console.print(str(summary.manifest), markup=False, soft_wrap=True)
 
