@@ -20,18 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
-import warnings
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
-from cfs_core.errors import InputError, ModelLoadError, UnsafeCheckpointError
+from cfs_core.checkpoints import check_model_path, load_state_checked, read_safetensors, tensor_dict, torch_load_safe
+from cfs_core.errors import InputError, ModelLoadError
 from cfs_core.fileio import atomic_path, sha256_file
 from cfs_core.stylegan2.config import (
     DiscriminatorConfig,
@@ -76,57 +72,8 @@ class LoadedGenerator:
 
 
 # ---------------------------------------------------------------------------- reading
-def _looks_like_torch_file(path: Path) -> bool:
-    """PyTorch files are zip archives (torch >= 1.6) or legacy pickles (protocol byte 0x80)."""
-    with open(path, "rb") as handle:
-        head = handle.read(4)
-    return head.startswith(b"PK") or head[:1] == b"\x80"
-
-
-def _refusal_reason(exc: BaseException) -> str:
-    """The informative line of torch's weights-only refusal (which global or opcode)."""
-    for line in str(exc).splitlines():
-        if "GLOBAL" in line or "Unsupported" in line:
-            return line.strip()
-    return _first_line(exc)
-
-
-def _torch_load(path: Path) -> Any:
-    if not _looks_like_torch_file(path):
-        raise ModelLoadError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle)")
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # torch's note on pickle protocols: not for users
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise UnsafeCheckpointError(
-            f"{path}: refused to unpickle it ({_refusal_reason(exc)}); cfs loads only tensors and plain data"
-            " from .pt files and never runs pickled code"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
-        raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _tensor_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelLoadError(f"{path}: '{what}' is not a state dict of tensors")
-    return {str(k): v for k, v in obj.items()}
-
-
 def _read_safetensors(path: Path) -> RawCheckpoint:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
+    tensors, meta = read_safetensors(path)
     if meta.get("format_name") == NATIVE_FORMAT:
         raw = RawCheckpoint(path, "cfs-native", extras={"metadata": meta})
         raw.generators["g_ema"] = {k[10:]: v for k, v in tensors.items() if k.startswith("generator.")}
@@ -157,14 +104,10 @@ def _assign_bare(raw: RawCheckpoint, sd: dict[str, torch.Tensor]) -> None:
 
 def read_checkpoint(path: str | os.PathLike[str]) -> RawCheckpoint:
     """Read any supported StyleGAN2 file into a :class:`RawCheckpoint` (no module is built)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a model file")
+    path = check_model_path(path)
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
-    obj = _torch_load(path)
+    obj = torch_load_safe(path)
     if not isinstance(obj, Mapping):
         raise ModelLoadError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
     if any(k in obj for k in ("g_ema", "g", "d")):
@@ -172,9 +115,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> RawCheckpoint:
         raw = RawCheckpoint(path, layout)
         for which in _GEN_WHICH:
             if which in obj:
-                raw.generators[which] = _tensor_dict(obj[which], path, which)
+                raw.generators[which] = tensor_dict(obj[which], path, which)
         if "d" in obj:
-            raw.discriminator = _tensor_dict(obj["d"], path, "d")
+            raw.discriminator = tensor_dict(obj["d"], path, "d")
         if isinstance(obj.get("latent_avg"), torch.Tensor):
             raw.latent_avg = obj["latent_avg"]
         if isinstance(obj.get("args"), argparse.Namespace):
@@ -188,29 +131,14 @@ def read_checkpoint(path: str | os.PathLike[str]) -> RawCheckpoint:
     raw = RawCheckpoint(path, "state-dict")
     if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         raise ModelLoadError(f"{path}: a 'state_dict' checkpoint (e.g. an encoder), not a StyleGAN2 generator")
-    _assign_bare(raw, _tensor_dict(obj, path, "state dict"))
+    _assign_bare(raw, tensor_dict(obj, path, "state dict"))
     return raw
 
 
 # ---------------------------------------------------------------------------- building
 def _is_kernel_key(key: str) -> bool:
+    """FIR kernel buffers are constants; some converters drop them."""
     return key.endswith(".kernel")
-
-
-def load_state_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], path: Path, what: str) -> None:
-    """``load_state_dict`` that tolerates only missing FIR kernel buffers and names any other mismatch."""
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in sd and not _is_kernel_key(k)]
-    unexpected = [k for k in sd if k not in expected]
-    wrong = [f"{k} {tuple(sd[k].shape)}≠{tuple(v.shape)}" for k, v in expected.items() if k in sd and sd[k].shape != v.shape]
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-        if keys:
-            shown = ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
-            problems.append(f"{len(keys)} {label}: {shown}")
-    if problems:
-        raise ModelLoadError(f"{path}: {what} does not match its architecture: " + "; ".join(problems))
-    module.load_state_dict(sd, strict=False)
 
 
 def build_generator(raw: RawCheckpoint, which: str | None = None) -> Generator:
@@ -222,7 +150,7 @@ def build_generator(raw: RawCheckpoint, which: str | None = None) -> Generator:
     sd = raw.generators[which]
     config = raw.generator_config or infer_generator_config(sd, lr_mlp=raw.extras.get("lr_mlp", 0.01))
     gen = Generator(config)
-    load_state_strict(gen, sd, raw.path, f"generator '{which}'")
+    load_state_checked(gen, sd, raw.path, f"generator '{which}'", _is_kernel_key)
     if raw.latent_avg is not None:
         if raw.latent_avg.numel() != config.style_dim:
             raise ModelLoadError(f"{raw.path}: latent_avg has {raw.latent_avg.numel()} values, style_dim is {config.style_dim}")
@@ -236,7 +164,7 @@ def build_discriminator(raw: RawCheckpoint) -> Discriminator:
         raise ModelLoadError(f"{raw.path}: this checkpoint has no discriminator")
     config = raw.discriminator_config or infer_discriminator_config(raw.discriminator)
     disc = Discriminator(config)
-    load_state_strict(disc, raw.discriminator, raw.path, "discriminator")
+    load_state_checked(disc, raw.discriminator, raw.path, "discriminator", _is_kernel_key)
     return disc.eval()
 
 
