@@ -8,7 +8,7 @@ resources are never built. Loss instances are built with the edit's :class:`Reso
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +32,25 @@ class LossInputs:
     source_latents: torch.Tensor | None = None  # source W+ [B, L, D]
     guidance: Guidance | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # method-specific (an adaptor's A and d, …)
+    cache: dict[str, Any] = field(default_factory=dict)  # per-step memo shared by the losses
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """Compute a value once per :class:`LossInputs` (e.g. the CLIP embedding of the edited
+        images, which several losses use) and share it between losses."""
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
+    def need(self, name: str, loss_id: str) -> Any:
+        """A field or extra the loss cannot do without; a one-line error names what is missing."""
+        value = getattr(self, name, None) if name in _FIELDS else self.extras.get(name)
+        if value is None:
+            where = name if name in _FIELDS else f"extras['{name}']"
+            raise InputError(f"loss '{loss_id}' needs {where}, which the method did not provide")
+        return value
+
+
+_FIELDS = ("images", "source_images", "latents", "source_latents", "guidance")
 
 
 class Loss(ABC):

@@ -20,7 +20,8 @@ get no gradients; the source latents are not mutated; progress events are emitte
 kinds and losses: registration, valid and invalid inputs, and (losses) declared resources.
 
 Everything runs on a tiny random-weight generator (:func:`tiny_generator`, 16×16 px) in well
-under a second per test on a CPU.
+under a second per test on a CPU. :class:`FakeClip`, :class:`FakeIdentity` and
+:class:`FakeParser` stand in for the heavy resources (``get_dummy_context`` can provide them).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import torch
 
 from cfs_core import hookspecs
 from cfs_core.errors import InputError
+from cfs_core.fakes import FakeClip, FakeIdentity, FakeParser
 from cfs_core.guidance import Guidance, GuidanceKind
 from cfs_core.losses import Loss, LossInputs
 from cfs_core.methods import EditContext, EditingMethod, EditRequest, EditResult, ProgressEvent
@@ -43,6 +45,11 @@ from cfs_core.resources import Resources
 from cfs_core.stylegan2 import Generator, GeneratorConfig
 
 BUILTIN_KINDS = ("text", "clipart", "sketch", "exemplar")
+
+__all__ = [
+    "EditingMethodTests", "FakeClip", "FakeIdentity", "FakeParser", "GuidanceKindTests", "LossTests",
+    "registered_table", "source_latents", "tiny_generator",
+]
 
 
 def tiny_generator(seed: int = 0, size: int = 16, style_dim: int = 16) -> Generator:

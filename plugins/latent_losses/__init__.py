@@ -1,4 +1,4 @@
-"""First-party latent-space losses (no network needed)."""
+"""First-party losses on latents and adaptor parameters (no network needed)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from cfs_core.hookspecs import Register
 
 @hookimpl
 def register_losses(register: Register) -> None:
-    from cfs_plugins.latent_losses.losses import LatentL2, LatentL2Mean
+    from cfs_plugins.latent_losses.losses import AdaptorL2, LatentL2, LatentL2Mean
 
-    register(LatentL2)
-    register(LatentL2Mean)
+    for loss in (LatentL2, LatentL2Mean, AdaptorL2):
+        register(loss)

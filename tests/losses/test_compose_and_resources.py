@@ -116,7 +116,7 @@ def test_unknown_loss_id_lists_the_known_ones(table: Table[type[Loss]]) -> None:
         compose(table, {"latent-l2": 1.0, "latent-l3": 1.0}, Resources(), "method 'demo'")
     message = str(info.value)
     assert message == ("method 'demo': unknown loss latent-l3 "
-                       "(known: latent-l2, latent-l2-mean, fake-clip, fake-id)")
+                       "(known: latent-l2, latent-l2-mean, adaptor-l2, fake-clip, fake-id)")
 
 
 def test_unknown_loss_id_is_refused_even_with_zero_weight(table: Table[type[Loss]]) -> None:

@@ -149,7 +149,7 @@ def test_losses_json(invoke: Invoke) -> None:
 
     host.register(cfs_plugins.latent_losses, "latent_losses")
     rows = json_rows(invoke(host, "losses", "--json"))
-    assert set(rows) == {"latent-l2", "latent-l2-mean", "clip-direction"}
+    assert set(rows) == {"latent-l2", "latent-l2-mean", "adaptor-l2", "clip-direction"}
     assert rows["latent-l2"] == {"id": "latent-l2", "description": rows["latent-l2"]["description"],
                                  "formula": "sum((w - w0)^2) / B", "requires": [], "plugin": "latent_losses"}
     assert rows["latent-l2-mean"]["formula"] == "mean((w - w0)^2)"

@@ -213,7 +213,7 @@ def test_plugins_json_lists_distribution_version_registrations_and_errors(site: 
     guidance = rows["guidance"]
     assert guidance["distribution"] == "cfs-faceshop" and guidance["module"] == "cfs_plugins.guidance"
     assert sorted(guidance["registered"]["guidance kind"]) == ["clipart", "exemplar", "sketch", "text"]
-    assert rows["latent_losses"]["registered"] == {"loss": ["latent-l2", "latent-l2-mean"]}
+    assert rows["latent_losses"]["registered"] == {"loss": ["latent-l2", "latent-l2-mean", "adaptor-l2"]}
     assert rows["stylegan2"]["registered"] == {"generator source": ["stylegan2"]}
 
     broken = rows["broken"]

@@ -7,6 +7,7 @@ loaded by ``PluginHost()`` exactly as an installed third-party plugin would be.
 from __future__ import annotations
 
 import sys
+from importlib import metadata
 
 import pytest
 
@@ -16,7 +17,10 @@ from cfs_registry.plugins import ENV_NO_AUTOLOAD, ENV_ONLY, ENV_STRICT, PluginHo
 
 from plugin_helpers import FakeSite, method_module  # type: ignore[import-not-found]
 
-FIRST_PARTY = {"guidance", "latent_losses", "stylegan2"}
+FIRST_PARTY = {ep.name for ep in metadata.entry_points(group="cfs")
+               if ep.dist is not None and ep.dist.name == "cfs-faceshop"}
+FIRST_PARTY_LOSSES = set(PluginHost(autoload=False, plugins=[
+    (ep.name, ep.load()) for ep in metadata.entry_points(group="cfs") if ep.name in FIRST_PARTY]).losses.ids())
 BUILTIN_KINDS = {"text", "clipart", "sketch", "exemplar"}
 
 RAISES_ON_IMPORT = "raise RuntimeError('boom at import')\n"
@@ -156,7 +160,7 @@ def test_misspelled_hook_is_rejected_naming_the_known_hooks(site: FakeSite) -> N
         assert name in message
     assert "typo" not in host.infos and not host.pm.has_plugin("typo")
     # its correctly named hook is not called either: the plugin is not loaded at all
-    assert set(host.losses.ids()) == {"latent-l2", "latent-l2-mean"}
+    assert set(host.losses.ids()) == FIRST_PARTY_LOSSES
     assert sys.modules[site.module_name("typo_mod")].called == []
     assert "good-method" in host.methods
 
@@ -190,7 +194,7 @@ def test_disable_autoload_keeps_cfs_own_plugins(site: FakeSite, monkeypatch: pyt
     assert {info.distribution for info in host.infos.values()} == {"cfs-faceshop"}
     assert "third-method" not in host.methods
     assert BUILTIN_KINDS <= set(host.guidance_kinds.ids())
-    assert set(host.losses.ids()) == {"latent-l2", "latent-l2-mean"}
+    assert set(host.losses.ids()) == FIRST_PARTY_LOSSES
     assert "stylegan2" in host.sources
 
 
