@@ -218,3 +218,15 @@ def test_unused_nets_are_never_built() -> None:
     table = registered_table(face_plugin, "register_losses")
     compose(table, {"identity": 1.0, "background-l1": 0.0}, res, "test")(_fake_inputs())
     assert built == ["identity"]
+
+
+@pytest.mark.parametrize("loss_cls", [ClipTarget, ClipDirection, ClipConsistency, ClipSource])
+def test_clip_gradients_reach_edited_images_only(loss_cls: type) -> None:
+    edited = vec((0, 1, 0), (0, 1, 1), grad=True)
+    source = vec((1, 0, 0), (1, 0, 1), grad=True)
+    target = torch.tensor([0.0, 0.6, 0.8], requires_grad=True)
+    base = torch.tensor([1.0, 0.0, 0.0], requires_grad=True)
+    inputs = LossInputs(images=edited, source_images=source, extras={"clip.target": target, "clip.base": base})
+    loss_cls(stub_resources(clip=VectorClip()))(inputs).backward()
+    assert edited.grad is not None and edited.grad.abs().sum() > 0
+    assert source.grad is None and target.grad is None and base.grad is None
