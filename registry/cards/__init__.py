@@ -1,0 +1,1 @@
+"""Data package: model cards (``<family>.<tag>.json``), read by :mod:`cfs_registry.zoo`. No code."""
