@@ -53,16 +53,20 @@ def get_architecture(name: str, family: str = "stylegan2") -> Architecture:
 def resolve_generator(
     spec: str, device: str = "cpu", seed: int = 0, which: str | None = None, host: PluginHost | None = None,
 ) -> tuple[Generator, str]:
-    """Turn ``--model`` into a generator: a model file path, or an architecture name.
+    """Turn ``--model`` into a generator: a model file path, a zoo model name, or an architecture name.
 
-    A file is read by the first registered generator source that claims it. An architecture
-    name builds a generator with **random weights** (seeded); the returned description says so.
+    A file (or a zoo model's cached file) is read by the first registered generator source that
+    claims it; a zoo model that is not in the cache yet is a one-line error saying how to get it.
+    An architecture name builds a generator with **random weights** (seeded); the returned
+    description says so.
     """
     import torch
 
     from cfs_core.stylegan2 import Generator, GeneratorConfig
 
     path = Path(spec).expanduser()
+    if not path.exists() and spec not in list_architectures():
+        path = _zoo_path(spec) or path
     if path.exists() or any(sep in spec for sep in ("/", "\\")) or path.suffix in (".pt", ".pth", ".safetensors"):
         if not path.exists():
             raise InputError(f"{path}: no such file")
@@ -82,3 +86,16 @@ def resolve_generator(
         torch.manual_seed(seed)
         gen = Generator(GeneratorConfig.from_dict(arch.config))
     return gen.eval().requires_grad_(False).to(device), f"architecture '{spec}' with random weights (seed {seed})"
+
+
+def _zoo_path(name: str) -> Path | None:
+    """The cached file of zoo model ``name`` (error if known but not present); None if unknown."""
+    from cfs_registry.zoo import Zoo
+
+    zoo = Zoo()
+    if name not in zoo.names():
+        return None
+    path = zoo.path(name)
+    if not path.exists():
+        raise InputError(f"model '{name}' is not in the cache yet: run `cfs models pull {name}` (or place the file at {path})")
+    return path

@@ -156,3 +156,16 @@ def test_sets_listing(cfs: Cfs) -> None:
     assert rows["ffhq-1024"]["roles"]["generator"]["model"] == G
     table = cfs("models", "sets")
     assert table.exit_code == 0 and "demo (default)" in table.stdout and "ffhq-1024" in table.stdout
+
+
+def test_generate_takes_a_zoo_model_name(cfs, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    monkeypatch.setenv("CFS_MODEL_DIR", str(tmp_path / "cache"))
+    tiny = Path(__file__).parent.parent / "fixtures" / "stylegan2" / "ros_converted_tiny.pt"
+    assert cfs("models", "add", tiny, "--name", "my-tiny").exit_code == 0
+    result = cfs("generate", "--model", "my-tiny", "--out", tmp_path / "g.png")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "g.png").exists()
+    missing = cfs("generate", "--model", "stylegan2-ffhq-1024.rosinality", "--out", tmp_path / "x.png")
+    assert missing.exit_code == 2 and "not in the cache yet" in missing.stderr
