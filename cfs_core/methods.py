@@ -130,6 +130,21 @@ class EditingMethod(ABC):
         ``ctx.seed`` on CPU, and should call ``ctx.report`` as work progresses.
         """
 
+    def train(self, ctx: EditContext, request: EditRequest) -> dict[str, Any]:
+        """Train or precompute this method's artefact ahead of edits (``cfs train METHOD``).
+
+        Methods with something to train (an adaptor, a mapper, channel statistics) override it,
+        store the result in ``ctx.cache_dir`` so that :meth:`edit` finds it, and return
+        JSON-able facts (steps, losses, where it was saved). ``request.latents`` holds the
+        training latents. The default says the method has nothing to train.
+        """
+        raise InputError(f"method '{self.method_id}' has nothing to train")
+
+    @classmethod
+    def trainable(cls) -> bool:
+        """Whether the method overrides :meth:`train`."""
+        return cls.train is not EditingMethod.train
+
     @classmethod
     def parse_options(cls, raw: Mapping[str, Any] | None = None) -> MethodOptions:
         """Validate raw options (strings from ``-o key=value`` are coerced); one-line errors."""
@@ -156,6 +171,7 @@ class EditingMethod(ABC):
             "default_losses": dict(cls.default_losses),
             "requires": sorted(cls.requires),
             "strength_option": cls.strength_option,
+            "trainable": cls.trainable(),
         }
 
 

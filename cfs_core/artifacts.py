@@ -1,0 +1,84 @@
+"""Content-addressed cache of trained artefacts (ClipFaceShop adaptors, StyleCLIP mappers, …).
+
+A trained artefact is keyed by everything that determined it — the guidance content, the model
+fingerprints, the options — so the second edit with the same clipart costs no training. Files
+are safetensors (tensors + JSON metadata), written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cfs_core.fileio import atomic_path
+
+
+def fingerprint(module: nn.Module) -> str:
+    """SHA-256 of a module's state dict (names, shapes, dtypes, values); cached on the module.
+
+    The cache is invalidated when parameters are replaced, not when modified in place: call it
+    on frozen (pretrained) modules.
+    """
+    state = module.state_dict()
+    marker = tuple((k, v.data_ptr(), tuple(v.shape)) for k, v in state.items())
+    cached = getattr(module, "_cfs_fingerprint", None)
+    if cached is not None and cached[0] == marker:
+        return cached[1]  # type: ignore[no-any-return]
+    digest = hashlib.sha256()
+    for key, value in state.items():
+        digest.update(f"{key}|{tuple(value.shape)}|{value.dtype}|".encode())
+        digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    result = digest.hexdigest()
+    object.__setattr__(module, "_cfs_fingerprint", (marker, result))
+    return result
+
+
+def artifact_key(kind: str, **parts: Any) -> str:
+    """A stable key from JSON-able parts (sorted), e.g. guidance digest, model fingerprints, options."""
+    blob = json.dumps({"kind": kind, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class ArtifactCache:
+    """``root/<kind>/<key>.safetensors``; ``root=None`` disables caching (loads miss, saves skip)."""
+
+    def __init__(self, root: str | os.PathLike[str] | None) -> None:
+        self.root = Path(root) if root is not None else None
+
+    def path(self, kind: str, key: str) -> Path | None:
+        return self.root / kind / f"{key}.safetensors" if self.root is not None else None
+
+    def load(self, kind: str, key: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """Tensors and metadata of a cached artefact, or None (also for an unreadable file)."""
+        path = self.path(kind, key)
+        if path is None or not path.exists():
+            return None
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file, safe_open
+
+        try:
+            tensors = load_file(str(path))
+            with safe_open(str(path), framework="pt") as handle:
+                meta = json.loads((handle.metadata() or {}).get("cfs", "{}"))
+        except (SafetensorError, OSError, ValueError):
+            return None
+        return tensors, meta
+
+    def save(self, kind: str, key: str, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path | None:
+        """Store an artefact atomically; returns its path (None when caching is off)."""
+        path = self.path(kind, key)
+        if path is None:
+            return None
+        from safetensors.torch import save_file
+
+        data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        with atomic_path(path) as tmp:
+            save_file(data, str(tmp), metadata={"format": "pt", "cfs": json.dumps(dict(meta), sort_keys=True, default=str)})
+        return path

@@ -1,0 +1,1 @@
+"""ClipFaceShop's selective feature adaptor (method ``clipart``)."""

@@ -1,0 +1,1 @@
+"""StyleCLIP global directions in StyleSpace (method ``global``)."""

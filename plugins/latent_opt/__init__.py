@@ -1,0 +1,1 @@
+"""StyleCLIP latent optimisation (method ``latent-opt``)."""

@@ -1,0 +1,1 @@
+"""StyleCLIP latent mapper (method ``mapper``)."""

@@ -1,0 +1,59 @@
+"""Learning-rate schedules (values from the specs) and the artefact cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cfs_core.artifacts import ArtifactCache, artifact_key, fingerprint
+from cfs_core.schedules import styleclip_lr, targetclip_lr
+
+
+@pytest.mark.parametrize(("step", "lr"), [(0, 0.0), (1, 0.1 / 1.5), (2, 0.1), (75, 0.1), (150, 0.075), (225, 0.025)])
+def test_targetclip_schedule_matches_the_spec_table(step: int, lr: float) -> None:
+    # clipfaceshop.md §1.5: lr0 0.1, 300 steps
+    assert targetclip_lr(step, 300, 0.1) == pytest.approx(lr, abs=1e-4)
+
+
+def test_targetclip_schedule_ends_near_zero() -> None:
+    assert targetclip_lr(299, 300, 0.1) < 1e-4
+
+
+def test_styleclip_schedule() -> None:
+    # §5: lr 0 at step 0, full after 5 %, cosine decay over the last 25 %
+    assert styleclip_lr(0, 300, 0.1) == 0.0
+    assert styleclip_lr(15, 300, 0.1) == pytest.approx(0.1)
+    assert styleclip_lr(150, 300, 0.1) == pytest.approx(0.1)
+    assert styleclip_lr(262, 300, 0.1) == pytest.approx(0.1 * (0.5 - 0.5 * __import__("math").cos(__import__("math").pi * 38 / 75)), rel=1e-6)
+
+
+def test_fingerprint_tracks_weights() -> None:
+    torch.manual_seed(0)
+    a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+    assert fingerprint(a) == fingerprint(a)
+    assert fingerprint(a) != fingerprint(b)
+    b.load_state_dict(a.state_dict())
+    assert fingerprint(a) == fingerprint(b)
+
+
+def test_artifact_key_is_order_independent_and_content_sensitive() -> None:
+    assert artifact_key("x", a=1, b={"c": 2}) == artifact_key("x", b={"c": 2}, a=1)
+    assert artifact_key("x", a=1) != artifact_key("x", a=2)
+    assert artifact_key("x", a=1) != artifact_key("y", a=1)
+
+
+def test_cache_round_trip_and_disabled_cache(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    key = artifact_key("adaptor", guidance="abc")
+    assert cache.load("adaptor", key) is None
+    path = cache.save("adaptor", key, {"A": torch.ones(2, 3)}, {"steps": 5})
+    assert path is not None and path.exists() and not list(tmp_path.rglob("*.part*"))
+    tensors, meta = cache.load("adaptor", key)  # type: ignore[misc]
+    assert torch.equal(tensors["A"], torch.ones(2, 3)) and meta == {"steps": 5}
+    path.write_bytes(b"garbage")
+    assert cache.load("adaptor", key) is None
+    off = ArtifactCache(None)
+    assert off.save("adaptor", key, {"A": torch.ones(1)}, {}) is None and off.load("adaptor", key) is None
