@@ -23,11 +23,11 @@ from cfs_core.fileio import atomic_path
 def fingerprint(module: nn.Module) -> str:
     """SHA-256 of a module's state dict (names, shapes, dtypes, values); cached on the module.
 
-    The cache is invalidated when parameters are replaced, not when modified in place: call it
-    on frozen (pretrained) modules.
+    The cached value is reused only while no tensor was replaced or modified in place (tensor
+    version counters), so hashing a 30 M-parameter generator happens once per load.
     """
     state = module.state_dict()
-    marker = tuple((k, v.data_ptr(), tuple(v.shape)) for k, v in state.items())
+    marker = tuple((k, v.data_ptr(), v._version, tuple(v.shape)) for k, v in state.items())
     cached = getattr(module, "_cfs_fingerprint", None)
     if cached is not None and cached[0] == marker:
         return cached[1]  # type: ignore[no-any-return]
