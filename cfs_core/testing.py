@@ -48,7 +48,7 @@ BUILTIN_KINDS = ("text", "clipart", "sketch", "exemplar")
 
 __all__ = [
     "EditingMethodTests", "FakeClip", "FakeIdentity", "FakeParser", "GuidanceKindTests", "LossTests",
-    "registered_table", "source_latents", "tiny_generator",
+    "fake_context", "first_party_losses", "registered_table", "source_latents", "tiny_generator",
 ]
 
 
@@ -66,13 +66,29 @@ def source_latents(gen: Generator, batch: int = 1, seed: int = 0, truncation: fl
     return gen.sample(batch, seed=seed, truncation=truncation)[1]
 
 
-def registered_table(plugin: object, hook: str) -> Table[Any]:
-    """Register ``plugin`` alone in a fresh plugin manager and run one registration hook."""
+def registered_table(plugin: object, hook: str, *more: object) -> Table[Any]:
+    """Register ``plugin`` (and ``more`` plugins) in a fresh plugin manager and run one hook."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(plugin, name="plugin-under-test")
+    for i, each in enumerate((plugin, *more)):
+        pm.register(each, name="plugin-under-test" if i == 0 else f"plugin-{i}")
     pm.check_pending()
     return collect(pm, hook)
+
+
+def first_party_losses() -> Table[Any]:
+    """The loss table of cfs' own loss plugins (for method tests: ``ctx.losses``)."""
+    import importlib
+
+    plugins = [importlib.import_module(f"cfs_plugins.{name}") for name in ("clip_losses", "face_losses", "latent_losses")]
+    return registered_table(plugins[0], "register_losses", *plugins[1:])
+
+
+def fake_context(seed: int = 0, cache_dir: Path | None = None, **generator_kwargs: Any) -> EditContext:
+    """A CPU context with :func:`tiny_generator`, the three fake resources and the loss table."""
+    resources = Resources({"clip": FakeClip, "identity": FakeIdentity, "parser": FakeParser})
+    return EditContext(generator=tiny_generator(**generator_kwargs), device=torch.device("cpu"), seed=seed,
+                       resources=resources, cache_dir=cache_dir, losses=first_party_losses())
 
 
 class EditingMethodTests:
