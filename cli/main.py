@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cfs_cli import bench, generate, models, plugins_cmd, world
+from cfs_cli import bench, generate, models, plugins_cmd, train, world
 from cfs_cli._common import STATE, err_console, fail
 from cfs_registry.plugins import PluginHost
 
@@ -57,6 +57,7 @@ def make_app(host: PluginHost | None = None) -> typer.Typer:
     app.add_typer(world.app, name="world")
     app.add_typer(bench.app, name="bench")
     plugins_cmd.register(app, host)
+    train.register(app, host)
     host.add_commands(app)
     return app
 
