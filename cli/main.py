@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cfs_cli import bench, generate, models, plugins_cmd, train, world
+from cfs_cli import bench, edit, generate, models, plugins_cmd, train, world
 from cfs_cli._common import STATE, err_console, fail
 from cfs_registry.plugins import PluginHost
 
@@ -52,6 +52,7 @@ def make_app(host: PluginHost | None = None) -> typer.Typer:
         STATE.verbose = verbose
         STATE.quiet = quiet
 
+    edit.register(app, host)
     generate.register(app)
     app.add_typer(models.app, name="models")
     app.add_typer(world.app, name="world")

@@ -53,6 +53,31 @@ def option_summary(schema: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def option_defaults(schema: dict[str, Any]) -> list[str]:
+    """``["steps=300", "lr=0.1", …]``: the options and their defaults, compactly."""
+    return [f"{name}={prop['default']}" if "default" in prop else name
+            for name, prop in schema.get("properties", {}).items()]
+
+
+def _method_detail(row: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]{row['id']}[/] ({row['plugin']}): {row['description']}", soft_wrap=True)
+    console.print(f"accepts: {', '.join(row['accepts'])} · latent space: {row['latent_space']} · "
+                  f"strength option: {row['strength_option'] or '—'} · trainable: {'yes' if row['trainable'] else 'no'}",
+                  soft_wrap=True)
+    if row["default_losses"] or row["requires"]:
+        losses = ", ".join(f"{k}×{v:g}" for k, v in row["default_losses"].items()) or "—"
+        console.print(f"losses: {losses} · needs: {', '.join(row['requires']) or '—'}", soft_wrap=True)
+    table = Table(title="options (-o NAME=VALUE)", title_justify="left")
+    for col in ("option", "type / default", "meaning"):
+        table.add_column(col, overflow="fold")
+    for name, text in option_summary(row["options"]).items():
+        kind, _, meaning = text.partition(" — ")
+        table.add_row(name, kind, meaning)
+    console.print(table)
+
+
 def register(app: typer.Typer, host: PluginHost) -> None:
     """Add the listing commands, bound to ``host``."""
 
@@ -68,13 +93,24 @@ def register(app: typer.Typer, host: PluginHost) -> None:
 
     @app.command("methods")
     @cli_command
-    def methods(as_json: JsonFlag = False) -> None:
-        """Editing methods: accepted guidance kinds, latent space and options."""
+    def methods(
+        method: Annotated[str | None, typer.Argument(help="Show one method's options in detail.")] = None,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Editing methods: accepted guidance kinds, latent space and options (`cfs methods ID` for details)."""
+        if method is not None:
+            row = {**host.methods.get(method).describe(), "plugin": host.methods.plugin_of(method)}
+            if as_json:
+                console.print_json(json.dumps(row))
+                return
+            _method_detail(row)
+            return
         rows = _rows(host.methods)
         if not as_json:
-            rows = [{**r, "options": option_summary(r["options"])} for r in rows]
-        _emit(rows, as_json, "Editing methods", {"method": "id", "accepts": "accepts", "latent": "latent_space",
-                                                  "options": "options", "plugin": "plugin", "description": "description"})
+            rows = [{**r, "options": ", ".join(option_defaults(r["options"]))} for r in rows]
+        _emit(rows, as_json, "Editing methods (`cfs methods ID` shows a method's options)",
+              {"method": "id", "accepts": "accepts", "latent": "latent_space", "options": "options",
+               "plugin": "plugin", "description": "description"})
 
     @app.command("guidance")
     @cli_command

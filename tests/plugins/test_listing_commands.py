@@ -117,15 +117,26 @@ def test_methods_json(invoke: Invoke) -> None:
     assert rows["blend"]["options"]["properties"] == {} and rows["blend"]["latent_space"] == "s"
 
 
-def test_methods_table_shows_the_options_summary(invoke: Invoke) -> None:
+def test_methods_table_shows_the_options_defaults(invoke: Invoke) -> None:
     result = invoke(demo_host(), "methods")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "swirl" in out and "blend" in out and "demo" in out
-    assert "steps: integer = 20 — optimisation steps" in out
-    assert "mode: soft|hard = 'soft'" in out
-    assert "strength: number = 0.5" in out
+    assert "steps=20" in out and "mode=soft" in out and "strength=0.5" in out
     assert "{" not in out  # the summary, not the raw schema
+
+
+def test_methods_detail_shows_each_option(invoke: Invoke) -> None:
+    result = invoke(demo_host(), "methods", "swirl")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "steps" in out and "integer = 20" in out and "optimisation steps" in out
+    assert "mode" in out and "soft|hard = 'soft'" in out
+    assert "strength option: strength" in out
+    detail = invoke(demo_host(), "methods", "swirl", "--json")
+    assert json.loads(detail.stdout)["id"] == "swirl"
+    missing = invoke(demo_host(), "methods", "nope")
+    assert missing.exit_code == 2 and "unknown method 'nope'" in missing.stderr
 
 
 def test_guidance_json_lists_the_builtin_kinds(invoke: Invoke) -> None:
