@@ -34,7 +34,7 @@ def fingerprint(module: nn.Module) -> str:
     digest = hashlib.sha256()
     for key, value in state.items():
         digest.update(f"{key}|{tuple(value.shape)}|{value.dtype}|".encode())
-        digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     result = digest.hexdigest()
     object.__setattr__(module, "_cfs_fingerprint", (marker, result))
     return result

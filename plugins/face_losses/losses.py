@@ -16,7 +16,8 @@ class Identity(Loss):
     """ArcFace identity loss (StyleCLIP spec §3, ClipFaceShop §2.5).
 
     ``L = mean_i (1 − φ(x'_i) · stopgrad(φ(x_i)))`` with ``φ`` the identity net's unit embedding
-    (the references' crop-and-pool preprocessing lives in the net).
+    (the references' crop-and-pool preprocessing lives in the net). A method may pass the
+    sources' embeddings as ``extras['identity.source']`` to embed them once per edit.
     """
 
     loss_id: ClassVar[str] = "identity"
@@ -29,6 +30,9 @@ class Identity(Loss):
         edited = net.embed(inputs.need("images", self.loss_id))
 
         def source() -> torch.Tensor:
+            given = inputs.extras.get("identity.source")  # a method may embed its sources once per edit
+            if given is not None:
+                return given.detach()  # type: ignore[no-any-return]
             with torch.no_grad():
                 return net.embed(inputs.need("source_images", self.loss_id))
 

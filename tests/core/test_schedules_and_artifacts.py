@@ -57,3 +57,9 @@ def test_cache_round_trip_and_disabled_cache(tmp_path: Path) -> None:
     assert cache.load("adaptor", key) is None
     off = ArtifactCache(None)
     assert off.save("adaptor", key, {"A": torch.ones(1)}, {}) is None and off.load("adaptor", key) is None
+
+
+def test_fingerprint_handles_scalar_tensors() -> None:
+    module = nn.Module()
+    module.scale = nn.Parameter(torch.tensor(4.6))  # like CLIP's logit_scale
+    assert len(fingerprint(module)) == 64

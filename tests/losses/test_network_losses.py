@@ -230,3 +230,14 @@ def test_clip_gradients_reach_edited_images_only(loss_cls: type) -> None:
     loss_cls(stub_resources(clip=VectorClip()))(inputs).backward()
     assert edited.grad is not None and edited.grad.abs().sum() > 0
     assert source.grad is None and target.grad is None and base.grad is None
+
+
+def test_identity_uses_given_source_embeddings() -> None:
+    ident = FakeIdentity()
+    res = stub_resources(identity=ident)
+    images = torch.rand(2, 3, 8, 8)
+    given = ident.embed(images)
+    calls = ident.calls
+    value = Identity(res)(LossInputs(images=images, extras={"identity.source": given}))
+    assert ident.calls == calls + 1  # only the edited images were embedded
+    assert value.item() == pytest.approx(0.0, abs=1e-6)
