@@ -1,8 +1,14 @@
 """Content-addressed cache of trained artefacts (ClipFaceShop adaptors, StyleCLIP mappers, …).
 
 A trained artefact is keyed by everything that determined it — the guidance content, the model
-fingerprints, the options — so the second edit with the same clipart costs no training. Files
-are safetensors (tensors + JSON metadata), written atomically.
+digests, the options — so the second edit with the same clipart costs no training. Files are
+safetensors (tensors + JSON metadata), written atomically.
+
+:func:`model_digest` identifies any frozen model a method was trained against: an
+``nn.Module`` by :func:`fingerprint`; an adapter that wraps modules (the CLIP adapter's
+``.model``) or a test fake by the modules, tensors, strings, floats, dtypes, tuples and plain
+dicts in its ``__dict__`` — not ints, bools or counters, which are call counts and flags more
+often than settings (sizes come with the tensors).
 """
 
 from __future__ import annotations
@@ -38,6 +44,39 @@ def fingerprint(module: nn.Module) -> str:
     result = digest.hexdigest()
     object.__setattr__(module, "_cfs_fingerprint", (marker, result))
     return result
+
+
+_PLAIN = (bool, int, float, str)  # allowed inside tuples
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """SHA-256 of tensors' shapes, dtypes and values."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        data = tensor.detach().cpu().contiguous()
+        digest.update(f"{tuple(data.shape)}|{data.dtype}|".encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
+
+
+def model_digest(obj: Any) -> str:
+    """A stable digest of a frozen model (generator, CLIP adapter, identity net, parser, fake)."""
+    if isinstance(obj, nn.Module):
+        return fingerprint(obj)
+    digest = hashlib.sha256(f"{type(obj).__module__}.{type(obj).__qualname__}|".encode())
+    for name, value in sorted(vars(obj).items()):
+        if name.startswith("_"):
+            continue
+        if isinstance(value, nn.Module):
+            digest.update(f"{name}=module:{fingerprint(value)}|".encode())
+        elif isinstance(value, torch.Tensor):
+            digest.update(f"{name}=tensor:{tensor_digest(value)}|".encode())
+        elif isinstance(value, (str, float, torch.dtype)) or (
+                isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)):
+            digest.update(f"{name}={value!r}|".encode())
+        elif type(value) is dict:  # plain configs only (not counters and other mutable state)
+            digest.update(f"{name}={json.dumps(value, sort_keys=True, default=str)}|".encode())
+    return digest.hexdigest()
 
 
 def artifact_key(kind: str, **parts: Any) -> str:

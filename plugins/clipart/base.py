@@ -26,7 +26,7 @@ import torch
 
 from cfs_core.errors import InputError
 from cfs_core.nets.protocols import CLIP, unit
-from cfs_plugins.clipart.keys import tensor_digest
+from cfs_core.artifacts import tensor_digest
 
 if TYPE_CHECKING:
     from cfs_core.methods import EditContext

@@ -28,7 +28,7 @@ from cfs_core.nets.protocols import CLIP, IDENTITY, PARSER, unit
 from cfs_plugins.clipart import training
 from cfs_plugins.clipart.adaptor import Adaptor, initial_parameters
 from cfs_plugins.clipart.base import resolve_base
-from cfs_plugins.clipart.keys import model_digest, tensor_digest
+from cfs_core.artifacts import model_digest, tensor_digest
 from cfs_plugins.clipart.ranking import layer_mask, ranking_key_part, resolve_ranking, top_slots
 
 ARTIFACT_KIND = "clipart-adaptor"

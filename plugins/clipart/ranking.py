@@ -24,7 +24,7 @@ import torch
 
 from cfs_core.artifacts import ArtifactCache, artifact_key
 from cfs_core.errors import InputError
-from cfs_plugins.clipart.keys import model_digest
+from cfs_core.artifacts import model_digest
 
 if TYPE_CHECKING:
     from cfs_core.methods import EditContext

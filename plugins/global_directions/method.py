@@ -33,13 +33,13 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from cfs_core.artifacts import ArtifactCache, artifact_key
+from cfs_core.artifacts import ArtifactCache, artifact_key, model_digest, tensor_digest
 from cfs_core.errors import InputError
 from cfs_core.methods import EditContext, EditingMethod, EditRequest, EditResult, LatentSpace, MethodOptions
 from cfs_core.stylegan2 import Generator
 
-from cfs_plugins.global_directions.precompute import PrecomputeSettings, clip_identity, compute_relevance, \
-    compute_stats, generator_identity, non_torgb_layers, relevance_layers, tensor_digest
+from cfs_plugins.global_directions.precompute import PrecomputeSettings, compute_relevance, compute_stats, \
+    generator_identity, non_torgb_layers, relevance_layers
 from cfs_plugins.global_directions.styleclip_files import load_fs3, load_stats, split_rows
 
 STATS_KIND, FS3_KIND = "global_stats", "global_fs3"
@@ -176,7 +176,7 @@ class GlobalDirections(EditingMethod):
             fs3 = load_fs3(options.fs3_path, gen)
             return fs3, {"source": "file", "path": str(options.fs3_path), "rows": int(fs3.shape[0])}
         settings, cache = options.settings(), ArtifactCache(ctx.cache_dir)
-        key = artifact_key(FS3_KIND, generator=generator_identity(gen), clip=clip_identity(clip),
+        key = artifact_key(FS3_KIND, generator=generator_identity(gen), clip=model_digest(clip),
                            stats=tensor_digest(*mean, *std), **settings.relevance_key())
         rows = sum(layer.channels for layer in relevance_layers(gen, settings.max_resolution, settings.all_layers))
         hit = cache.load(FS3_KIND, key)

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cfs_core.artifacts import fingerprint
+from cfs_core.artifacts import fingerprint, tensor_digest
 from cfs_core.errors import InputError
 from cfs_core.methods import EditContext
 from cfs_core.nets.protocols import unit
@@ -102,57 +102,9 @@ def valid_row_counts(gen: Generator) -> list[int]:
     return [int(n) for n in np.cumsum([layer.channels for layer in non_torgb_layers(gen)])]
 
 
-def tensor_digest(*tensors: torch.Tensor) -> str:
-    """SHA-256 of tensors' shapes and float32 bytes (for cache keys)."""
-    digest = hashlib.sha256()
-    for t in tensors:
-        digest.update(str(tuple(t.shape)).encode())
-        digest.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 def generator_identity(gen: Generator) -> str:
     """The generator's weights and buffers (noise included) plus its truncation centre."""
     return hashlib.sha256((fingerprint(gen) + tensor_digest(gen.truncation_center())).encode()).hexdigest()
-
-
-def module_identity(module: nn.Module) -> str:
-    """:func:`cfs_core.artifacts.fingerprint`, or — where it cannot hash a 0-d tensor (CLIP's
-    ``logit_scale``) — the same SHA-256 over flattened tensors, cached on the module likewise."""
-    try:
-        return fingerprint(module)
-    except RuntimeError:
-        pass
-    state = module.state_dict()
-    marker = tuple((k, v.data_ptr(), v._version, tuple(v.shape)) for k, v in state.items())
-    cached = getattr(module, "_cfs_global_identity", None)
-    if cached is not None and cached[0] == marker:
-        return str(cached[1])
-    digest = hashlib.sha256()
-    for key, value in state.items():
-        digest.update(f"{key}|{tuple(value.shape)}|{value.dtype}|".encode())
-        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    object.__setattr__(module, "_cfs_global_identity", (marker, digest.hexdigest()))
-    return digest.hexdigest()
-
-
-def clip_identity(clip: Any) -> str:
-    """A stable identity of the CLIP resource: the fingerprint of an ``nn.Module``; otherwise the
-    class name plus everything that shapes its embeddings (a wrapped ``.model`` module's
-    fingerprint, tensor attributes, embedding size, preprocessing settings)."""
-    if isinstance(clip, nn.Module):
-        return "module:" + module_identity(clip)
-    parts = [f"{type(clip).__module__}.{type(clip).__qualname__}", f"embed_dim={getattr(clip, 'embed_dim', None)}"]
-    inner = getattr(clip, "model", None)
-    if isinstance(inner, nn.Module):
-        parts.append("model=" + module_identity(inner))
-    for name, value in sorted(vars(clip).items()):
-        if isinstance(value, torch.Tensor):
-            parts.append(f"{name}={tensor_digest(value)}")
-    for name in ("generated_mode", "dtype", "preprocess_cfg", "image_size", "mean", "std"):
-        if hasattr(clip, name):
-            parts.append(f"{name}={getattr(clip, name)!r}")
-    return "name:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

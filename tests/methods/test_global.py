@@ -30,7 +30,8 @@ from cfs_core.nets.protocols import unit
 from cfs_core.stylegan2 import Generator, GeneratorConfig
 from cfs_core.testing import EditingMethodTests, fake_context, source_latents
 from cfs_plugins.global_directions.method import GlobalDirections, GlobalOptions, text_direction
-from cfs_plugins.global_directions.precompute import clip_identity, non_torgb_layers, relevance_layers, \
+from cfs_core.artifacts import model_digest
+from cfs_plugins.global_directions.precompute import non_torgb_layers, relevance_layers, \
     valid_row_counts
 from cfs_plugins.global_directions.styleclip_files import load_numpy_pickle
 
@@ -387,7 +388,7 @@ def test_precompute_with_the_clip_adapter(tmp_path: Path) -> None:
     clip = ClipModel.from_open_clip(copy.deepcopy(config))
     torch.manual_seed(0)
     twin = ClipModel.from_open_clip(copy.deepcopy(config))
-    assert clip_identity(clip) == clip_identity(twin)
+    assert model_digest(clip) == model_digest(twin)
     ctx = _ctx(tmp_path)
     ctx.resources.provide_value("clip", clip)
     request = _request(ctx, **{**FAST, "n_images": 1})
