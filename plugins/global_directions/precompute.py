@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from cfs_core.artifacts import fingerprint, tensor_digest
 from cfs_core.errors import InputError

@@ -23,6 +23,7 @@ import pytest
 import torch
 
 import cfs_plugins.global_directions as plugin
+from cfs_core.artifacts import model_digest
 from cfs_core.errors import InputError, ModelLoadError, UnsafeCheckpointError
 from cfs_core.guidance import Guidance, text_digest
 from cfs_core.methods import EditContext, EditRequest, EditResult
@@ -30,7 +31,6 @@ from cfs_core.nets.protocols import unit
 from cfs_core.stylegan2 import Generator, GeneratorConfig
 from cfs_core.testing import EditingMethodTests, fake_context, source_latents
 from cfs_plugins.global_directions.method import GlobalDirections, GlobalOptions, text_direction
-from cfs_core.artifacts import model_digest
 from cfs_plugins.global_directions.precompute import non_torgb_layers, relevance_layers, \
     valid_row_counts
 from cfs_plugins.global_directions.styleclip_files import load_numpy_pickle
