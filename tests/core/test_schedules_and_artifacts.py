@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from cfs_core.artifacts import ArtifactCache, artifact_key, fingerprint
+from cfs_core.artifacts import ArtifactCache, artifact_key, fingerprint, model_digest
+from cfs_core.fakes import FakeClip
 from cfs_core.schedules import styleclip_lr, targetclip_lr
 
 
@@ -63,3 +64,22 @@ def test_fingerprint_handles_scalar_tensors() -> None:
     module = nn.Module()
     module.scale = nn.Parameter(torch.tensor(4.6))  # like CLIP's logit_scale
     assert len(fingerprint(module)) == 64
+
+
+def test_model_digest_hashes_modules_tensors_and_settings() -> None:
+    class Adapter:  # like the CLIP adapter: a module with a 0-d parameter (logit_scale) and settings
+        def __init__(self, scale: float, mode: str) -> None:
+            self.model = torch.nn.Linear(2, 2)
+            torch.nn.init.ones_(self.model.weight)
+            torch.nn.init.zeros_(self.model.bias)
+            self.model.logit_scale = torch.nn.Parameter(torch.tensor(scale))
+            self.generated_mode = mode
+            self.calls = 0
+
+    base = model_digest(Adapter(1.0, "reference"))
+    counted = Adapter(1.0, "reference")
+    counted.calls = 5
+    assert model_digest(counted) == base
+    assert model_digest(Adapter(2.0, "reference")) != base
+    assert model_digest(Adapter(1.0, "other")) != base
+    assert model_digest(FakeClip(seed=0)) != model_digest(FakeClip(seed=1))
