@@ -114,3 +114,33 @@ def load_state_checked(
     if problems:
         raise ModelLoadError(f"{path}: {what} does not match its architecture: " + "; ".join(problems))
     module.load_state_dict(sd, strict=False)
+
+
+def strip_module_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop a ``module.`` prefix present on every key (checkpoints saved from ``DataParallel``)."""
+    if sd and all(k.startswith("module.") for k in sd):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def read_state_dict(path: str | os.PathLike[str], what: str = "state dict") -> tuple[Path, dict[str, torch.Tensor], dict[str, str]]:
+    """A network's state dict (and safetensors metadata), read without running pickled code.
+
+    ``.pt``/``.pth``: a plain state dict or a dict with a ``state_dict`` entry; ``.safetensors``:
+    every tensor plus the file's metadata. A ``module.`` prefix on every key is dropped.
+    """
+    path = check_model_path(path)
+    meta: dict[str, str] = {}
+    if path.suffix == ".safetensors":
+        sd, meta = read_safetensors(path)
+    else:
+        obj = torch_load_safe(path)
+        if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+            obj = obj["state_dict"]
+        sd = tensor_dict(obj, path, what)
+    return path, strip_module_prefix(sd), meta
+
+
+def is_num_batches_tracked(key: str) -> bool:
+    """BatchNorm counters: optional in old checkpoints, never used by eval-mode outputs."""
+    return key.endswith("num_batches_tracked")

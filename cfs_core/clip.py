@@ -52,8 +52,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cfs_core.checkpoints import check_model_path, first_line, load_state_checked, read_safetensors, tensor_dict, \
-    torch_load_safe
+from cfs_core.checkpoints import check_model_path, first_line, load_state_checked, read_safetensors, read_state_dict, \
+    strip_module_prefix
 from cfs_core.errors import InputError, ModelLoadError
 from cfs_core.fileio import atomic_path, sha256_file
 from cfs_core.guidance import Guidance, image_digest
@@ -281,9 +281,7 @@ def _is_torchscript(path: Path) -> bool:
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A CLIP state dict from ``.safetensors``, a ``.pt`` state dict (optionally under
     ``state_dict``, ``module.``-prefixed), or OpenAI's TorchScript archive (state dict only)."""
-    if path.suffix == ".safetensors":
-        sd, _ = read_safetensors(path)
-    elif _is_torchscript(path):
+    if path.suffix != ".safetensors" and _is_torchscript(path):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit deprecation note
@@ -292,14 +290,8 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise ModelLoadError(f"{path}: not a readable TorchScript archive ({first_line(exc)})") from None
         for key in _JIT_EXTRAS:
             sd.pop(key, None)
-    else:
-        obj = torch_load_safe(path)
-        if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-            obj = obj["state_dict"]
-        sd = tensor_dict(obj, path, "state_dict")
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+        return strip_module_prefix(sd)
+    return read_state_dict(path, "state_dict")[1]
 
 
 def _load_weights(model: nn.Module, sd: dict[str, torch.Tensor], path: Path) -> None:

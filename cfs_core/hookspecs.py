@@ -30,12 +30,6 @@ import pluggy
 if TYPE_CHECKING:
     import typer
 
-    from cfs_core.guidance import GuidanceKind
-    from cfs_core.losses import Loss
-    from cfs_core.methods import EditingMethod
-    from cfs_core.metrics import Metric
-    from cfs_core.sources import GeneratorSource
-
 PROJECT = "cfs"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

@@ -36,10 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfs_core.checkpoints import load_state_checked
+from cfs_core.checkpoints import is_num_batches_tracked, load_state_checked, read_state_dict
 from cfs_core.errors import ModelLoadError
 from cfs_core.nets.protocols import CELEBAMASK_LABELS
-from cfs_core.nets.unet import is_num_batches_tracked, read_state_dict
 
 # face-parsing.PyTorch's label order (index = output channel of 79999_iter.pth).
 BISENET_LABELS: tuple[str, ...] = (

@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfs_core.checkpoints import check_model_path, load_state_checked, read_safetensors, tensor_dict, torch_load_safe
+from cfs_core.checkpoints import check_model_path, is_num_batches_tracked, load_state_checked, read_safetensors, tensor_dict, torch_load_safe
 from cfs_core.errors import InputError, ModelLoadError
 from cfs_core.fileio import atomic_path
-from cfs_core.nets.irse import IRSE_WIDTHS, UNITS_BY_DEPTH, IRSEConfig, build_body, build_input_layer, infer_trunk, is_bn_counter
+from cfs_core.nets.irse import IRSE_WIDTHS, UNITS_BY_DEPTH, IRSEConfig, build_body, build_input_layer, infer_trunk
 from cfs_core.stylegan2 import Generator, GeneratorConfig, infer_generator_config
 from cfs_core.stylegan2.layers import EqualLinear
 
@@ -377,7 +377,7 @@ def build_e4e(raw: RawE4E, with_generator: bool = False) -> E4E:
     except ModelLoadError as exc:
         raise ModelLoadError(f"{raw.path}: {exc}") from None
     encoder = Encoder4Editing(config)
-    load_state_checked(encoder, raw.encoder, raw.path, "e4e encoder", is_bn_counter)
+    load_state_checked(encoder, raw.encoder, raw.path, "e4e encoder", is_num_batches_tracked)
     generator = None
     if with_generator:
         if raw.decoder is None:

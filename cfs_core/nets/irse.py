@@ -34,18 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from cfs_core.checkpoints import check_model_path, load_state_checked, read_safetensors, tensor_dict, torch_load_safe
+from cfs_core.checkpoints import is_num_batches_tracked, load_state_checked, read_state_dict
 from cfs_core.errors import InputError, ModelLoadError
 from cfs_core.fileio import atomic_path
 
 # TreB1eN ``get_blocks``: units per stage for the IR(-SE) depths.
 UNITS_BY_DEPTH: dict[int, tuple[int, ...]] = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 152: (3, 8, 36, 3)}
 IRSE_WIDTHS: tuple[int, ...] = (64, 128, 256, 512)
-
-
-def is_bn_counter(key: str) -> bool:
-    """BatchNorm ``num_batches_tracked`` keys: optional in every IR-SE/e4e file (eval-only state)."""
-    return key.endswith(".num_batches_tracked")
 
 
 def _halve(size: int) -> int:
@@ -253,22 +248,13 @@ def read_irse_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     or with a ``module.`` (DataParallel) prefix on every key, and ``.safetensors`` (bare, or cfs
     native with an ``irse_config`` JSON in the metadata).
     """
-    path = check_model_path(path)
+    path, sd, meta = read_state_dict(path, "IR-SE backbone")
     config = None
-    if path.suffix == ".safetensors":
-        sd, meta = read_safetensors(path)
-        if "irse_config" in meta:
-            try:
-                config = IRSEConfig.from_dict(json.loads(meta["irse_config"]))
-            except (ValueError, TypeError) as exc:
-                raise ModelLoadError(f"{path}: invalid IR-SE config in metadata ({exc})") from None
-    else:
-        obj = torch_load_safe(path)
-        if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-            obj = obj["state_dict"]
-        sd = tensor_dict(obj, path, "IR-SE backbone")
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+    if "irse_config" in meta:
+        try:
+            config = IRSEConfig.from_dict(json.loads(meta["irse_config"]))
+        except (ValueError, TypeError) as exc:
+            raise ModelLoadError(f"{path}: invalid IR-SE config in metadata ({exc})") from None
     if "output_layer.3.weight" not in sd:
         hint = " (it looks like an e4e/pSp encoder)" if "styles.0.linear.weight" in sd else ""
         raise ModelLoadError(f"{path}: not an IR-SE ArcFace backbone: no 'output_layer.3.weight'{hint}")
@@ -288,7 +274,7 @@ def load_irse(path: str | os.PathLike[str], device: str | torch.device = "cpu") 
         except ModelLoadError as exc:
             raise ModelLoadError(f"{path}: {exc}") from None
     net = IRSEBackbone(config)
-    load_state_checked(net, sd, path, "IR-SE backbone", is_bn_counter)
+    load_state_checked(net, sd, path, "IR-SE backbone", is_num_batches_tracked)
     return net.eval().requires_grad_(False).to(device)
 
 

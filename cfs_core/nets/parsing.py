@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cfs_core.checkpoints import read_state_dict
 from cfs_core.errors import InputError, ModelLoadError
 from cfs_core.fileio import atomic_path
 from cfs_core.nets.bisenet import (
@@ -48,7 +49,7 @@ from cfs_core.nets.bisenet import (
     build_bisenet,
 )
 from cfs_core.nets.protocols import CELEBAMASK_LABELS, REGIONS
-from cfs_core.nets.unet import BATCHNORM_MODES, BatchNormMode, UNet, UNetConfig, batchnorm_mode, build_unet, read_state_dict
+from cfs_core.nets.unet import BATCHNORM_MODES, BatchNormMode, UNet, UNetConfig, batchnorm_mode, build_unet
 
 ParserKind = Literal["unet", "bisenet"]
 KINDS: tuple[str, ...] = ("unet", "bisenet")

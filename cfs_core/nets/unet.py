@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfs_core.checkpoints import check_model_path, load_state_checked, read_safetensors, tensor_dict, torch_load_safe
+from cfs_core.checkpoints import is_num_batches_tracked, load_state_checked, read_state_dict
 from cfs_core.errors import ModelLoadError
 
 BatchNormMode = Literal["eval", "batch", "batch_update"]
@@ -202,32 +202,6 @@ def infer_unet_config(sd: Mapping[str, torch.Tensor]) -> UNetConfig:
                           is_batchnorm="conv1.conv1.1.weight" in sd, is_deconv=True)
     except ValueError as exc:
         raise ModelLoadError(f"unet shapes give no valid architecture ({exc})") from None
-
-
-def read_state_dict(path: str | os.PathLike[str]) -> tuple[Path, dict[str, torch.Tensor], dict[str, str]]:
-    """A parser checkpoint's state dict (and safetensors metadata), read without running pickled code.
-
-    ``.pt``/``.pth``: a plain state dict (``mask_net.pth``, ``79999_iter.pth``) or a dict with a
-    ``state_dict`` entry; a ``module.`` prefix on every key (``DataParallel``) is dropped.
-    ``.safetensors``: every tensor, plus the file's metadata.
-    """
-    path = check_model_path(path)
-    meta: dict[str, str] = {}
-    if path.suffix == ".safetensors":
-        sd, meta = read_safetensors(path)
-    else:
-        obj = torch_load_safe(path)
-        if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-            obj = obj["state_dict"]
-        sd = tensor_dict(obj, path, "state dict")
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[7:]: v for k, v in sd.items()}
-    return path, sd, meta
-
-
-def is_num_batches_tracked(key: str) -> bool:
-    """BatchNorm counters: optional in old checkpoints, never used by eval-mode outputs."""
-    return key.endswith("num_batches_tracked")
 
 
 def build_unet(sd: Mapping[str, torch.Tensor], path: Path | str, config: UNetConfig | None = None) -> UNet:

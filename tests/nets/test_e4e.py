@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from cfs_core.errors import InputError, ModelLoadError, UnsafeCheckpointError
 from cfs_core.nets.e4e import E4E, E4EConfig, Encoder4Editing, infer_e4e_config, load_e4e, save_e4e_native
-from cfs_core.nets.irse import is_bn_counter
+from cfs_core.checkpoints import is_num_batches_tracked as is_bn_counter
 from cfs_core.nets.protocols import ImageEncoder
 from cfs_core.stylegan2 import Generator, GeneratorConfig, infer_generator_config
 

@@ -26,7 +26,8 @@ from cfs_core.nets.identity import (
     identity_preprocess,
     identity_similarity,
 )
-from cfs_core.nets.irse import IRSEBackbone, IRSEConfig, infer_irse_config, is_bn_counter, load_irse, save_irse_native
+from cfs_core.checkpoints import is_num_batches_tracked as is_bn_counter
+from cfs_core.nets.irse import IRSEBackbone, IRSEConfig, infer_irse_config, load_irse, save_irse_native
 from cfs_core.nets.protocols import IdentityEncoder
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
