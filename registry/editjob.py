@@ -148,11 +148,14 @@ class EditJob:
         start = time.perf_counter()
         gen = ctx.generator
         timings: dict[str, float] = {}
+        source_img = None
         if item.latents is not None:
             source = item.latents.to(ctx.device)
         else:
             t = time.perf_counter()
-            source = editing.invert(ctx, editing.images_to_tensor([item.image], gen.size, ctx.device))  # type: ignore[list-item]
+            pixels = editing.images_to_tensor([item.image], gen.size, ctx.device)  # type: ignore[list-item]
+            source_img = to_uint8(pixels)[0]
+            source = editing.invert(ctx, pixels)
             timings["invert"] = time.perf_counter() - t
         t = time.perf_counter()
         recon = to_uint8(editing.render(ctx, source))[0]
@@ -171,8 +174,7 @@ class EditJob:
         outputs: dict[str, Any] = {"reconstruction": "reconstruction.png"}
         save_png(recon, partial / "reconstruction.png")
         strip_images, labels = [], []
-        if item.image is not None:
-            source_img = to_uint8(editing.images_to_tensor([item.image], gen.size))[0]
+        if source_img is not None:
             save_png(source_img, partial / "source.png")
             outputs["source"] = "source.png"
             strip_images.append(source_img)
