@@ -51,9 +51,14 @@ def test_disabled_bars_draw_nothing() -> None:
     assert out.getvalue() == ""
 
 
-def test_bars_are_off_without_a_terminal() -> None:
+def test_bars_are_off_without_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cfs_cli.progress as progress
+
+    drawn: list[object] = []
+    monkeypatch.setattr(progress, "Progress", lambda *a, **k: drawn.append(a))  # would be built if bars were on
     with progress_bars() as report:  # pytest's stderr is not a TTY
         report(ProgressEvent("x", 1, 1))
+    assert drawn == []
 
 
 def test_option_pairs_are_validated_by_the_method_model() -> None:
