@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cfs_core.errors import InputError
-from cfs_registry.modelsets import LOADERS, ROLES, ResolvedRole, default_model_set, resolve_model_set
+from cfs_registry.modelsets import LOADERS, ROLES, ResolvedRole, default_model_set, get_model_set, resolve_model_set
 
 if TYPE_CHECKING:
     import torch
@@ -73,7 +73,8 @@ class ModelSession:
         try:
             resolved = resolve_model_set(name, require=False)
             if resolved.status != "available":
-                reason = f"model set '{name}' is not yet available"
+                note = get_model_set(name).status_note
+                reason = f"model set '{name}' is not yet available ({note})" if note else f"model set '{name}' is not yet available"
                 session.problems = {r: reason for r in ROLES}
             else:
                 for role, entry in resolved.roles.items():
