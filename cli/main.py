@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cfs_cli import bench, edit, generate, models, plugins_cmd, train, world
+from cfs_cli import bench, demo, edit, generate, models, plugins_cmd, train, world
 from cfs_cli._common import STATE, err_console, fail
 from cfs_registry.plugins import PluginHost
 
@@ -57,6 +57,7 @@ def make_app(host: PluginHost | None = None) -> typer.Typer:
     app.add_typer(models.app, name="models")
     app.add_typer(world.app, name="world")
     app.add_typer(bench.app, name="bench")
+    app.add_typer(demo.app, name="demo")
     plugins_cmd.register(app, host)
     train.register(app, host)
     host.add_commands(app)

@@ -39,7 +39,7 @@ def bye() -> None:
 
 @hookimpl
 def register_commands(app):
-    app.add_typer(demo, name="demo")
+    app.add_typer(demo, name="greet")
 '''
 
 
@@ -48,11 +48,11 @@ def test_plugin_sub_app_shows_in_help_and_runs(site: FakeSite, invoke: Invoke) -
     warnings: list[str] = []
     host = PluginHost(warn=warnings.append)
     help_text = invoke(host, "--help")
-    assert help_text.exit_code == 0 and "demo" in help_text.stdout
-    result = invoke(host, "demo", "hello", "--name", "cfs")
+    assert help_text.exit_code == 0 and "greet" in help_text.stdout
+    result = invoke(host, "greet", "hello", "--name", "cfs")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "hello cfs from a plugin"
-    assert invoke(host, "demo", "bye").stdout.strip() == "bye from a plugin"
+    assert invoke(host, "greet", "bye").stdout.strip() == "bye from a plugin"
     assert warnings == []
     assert host.infos["demo"].hooks == ["register_commands"]
 
