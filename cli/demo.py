@@ -44,6 +44,7 @@ def train(
     workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Rendering processes for the pool.")] = 1,
     widths: Annotated[str, typer.Option("--widths", help="Evaluator stage widths, comma-separated.")] = "32,64,128,256",
     feature_scale: Annotated[float, typer.Option("--feature-scale", help="Parser U-Net width divisor.")] = 8,
+    balanced: Annotated[bool, typer.Option("--balanced", help="Parser: class-balanced cross-entropy.")] = False,
     checkpoint_dir: Annotated[Path | None, typer.Option("--checkpoint-dir", help="Resumable checkpoint folder.")] = None,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=1, help="Checkpoint period (steps).")] = 100,
     resume: Annotated[bool, typer.Option("--resume/--fresh", help="Resume from --checkpoint-dir if it holds one.")] = True,
@@ -73,7 +74,7 @@ def train(
                         weights=tuple(weights), pool=pool, cache_dir=str(cache_dir) if cache_dir else None,
                         workers=workers, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
                         checkpoint_every=checkpoint_every, resume=resume, widths=width_list,
-                        feature_scale=feature_scale)
+                        feature_scale=feature_scale, balanced=balanced)
     meta_report: dict[str, object]
     with progress_bars() as progress:
         if component == "evaluator":

@@ -155,6 +155,7 @@ class TrainOptions:
     resume: bool = True
     widths: tuple[int, ...] = (32, 64, 128, 256)  # evaluator
     feature_scale: float = 8  # parser
+    balanced: bool = False  # parser: class-balanced cross-entropy (median-frequency weights)
 
     def spec(self) -> DataSpec:
         return DataSpec(size=self.size, styles=self.styles, weights=self.weights, split="train", seed=self.seed)
@@ -200,9 +201,23 @@ def evaluator_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     return total
 
 
-def parser_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
-    """Per-pixel cross-entropy on the 19 labels."""
-    return F.cross_entropy(model(batch.images), batch.labels)
+def parser_loss(model: nn.Module, batch: Batch, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-pixel cross-entropy on the 19 labels (optionally class-weighted)."""
+    return F.cross_entropy(model(batch.images), batch.labels, weight=weight)
+
+
+def balanced_class_weights(source: BatchSource, n_batches: int = 8, clamp: tuple[float, float] = (0.2, 10.0)) -> torch.Tensor:
+    """Median-frequency weights ``median(f) / f_c`` from the label histogram of the first batches;
+    classes never seen get weight 1. Small parts (eyes, lips, earrings) cover few pixels, so an
+    unweighted loss learns to ignore them."""
+    counts = torch.zeros(N_LABELS, dtype=torch.float64)
+    for step in range(n_batches):
+        counts += torch.bincount(source(step).labels.reshape(-1), minlength=N_LABELS)[:N_LABELS].double()
+    freq = counts / counts.sum()
+    seen = freq > 0
+    weights = torch.ones(N_LABELS, dtype=torch.float64)
+    weights[seen] = (freq[seen].median() / freq[seen]).clamp(*clamp)
+    return weights.float()
 
 
 def train_evaluator(opts: TrainOptions, progress: ProgressCallback = _ignore) -> tuple[Evaluator, TrainReport]:
@@ -227,7 +242,9 @@ def train_parser(opts: TrainOptions, progress: ProgressCallback = _ignore) -> tu
     net = UNet(UNetConfig(feature_scale=opts.feature_scale, n_classes=N_LABELS))
     optimizer = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
     source = _source(opts, progress)
-    result = run_loop(net, optimizer, source, parser_loss, opts.steps, opts.lr, opts.signature("parser"),
+    weight = balanced_class_weights(source) if opts.balanced else None
+    result = run_loop(net, optimizer, source, lambda model, batch: parser_loss(model, batch, weight), opts.steps,
+                      opts.lr, opts.signature("parser"),
                       opts.checkpoint_dir, opts.checkpoint_every, opts.resume, warmup=min(100, opts.steps // 10),
                       progress=progress)
     return Parser(net, size=opts.size, batchnorm="eval"), _report("parser", opts, result)

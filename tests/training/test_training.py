@@ -209,3 +209,16 @@ def test_cli_errors_are_one_line(cfs: Cfs, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "safetensors" in result.output
     result = cfs("demo", "eval", "evaluator", tmp_path / "missing.safetensors")
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_balanced_weights_favour_rare_classes() -> None:
+    from cfs_core.training.data import BatchSource, DataSpec
+    from cfs_core.training.loops import balanced_class_weights
+
+    source = BatchSource(DataSpec(size=64, styles=("photo",), weights=(1.0,), split="train", seed=0), 4, 0)
+    w = balanced_class_weights(source, n_batches=2)
+    labels = ["background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
+              "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth"]
+    assert w.shape == (19,)
+    assert w[labels.index("l_eye")] > w[labels.index("background")]  # small parts weigh more
+    assert float(w.min()) >= 0.2 and float(w.max()) <= 10.0
