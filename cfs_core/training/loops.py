@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cfs_core.checkpoints import torch_load_safe
 from cfs_core.errors import InputError
 from cfs_core.fileio import atomic_path
 from cfs_core.methods import ProgressCallback, ProgressEvent
@@ -89,8 +90,8 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, signature: str) -> tuple[int, list[float]]:
     """Restore model, optimiser and RNG from ``path``; return (step, loss history)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("signature") != signature:
+    state = torch_load_safe(path)  # weights_only, one-line errors for a damaged file
+    if not isinstance(state, dict) or state.get("signature") != signature:
         raise InputError(f"{path} was made by a different training run (settings differ); use --fresh or another --checkpoint-dir")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
