@@ -72,15 +72,15 @@ class ModelSession:
         session = cls(name, device)
         try:
             resolved = resolve_model_set(name, require=False)
-            if resolved.status != "available":
-                note = get_model_set(name).status_note
-                reason = f"model set '{name}' is not yet available ({note})" if note else f"model set '{name}' is not yet available"
-                session.problems = {r: reason for r in ROLES}
-            else:
-                for role, entry in resolved.roles.items():
-                    session.roles[role] = entry
-                    if not entry.available:
-                        session.problems[role] = f"the {role} {entry.model} is not here ({entry.path}); {entry.hint}"
+            note = get_model_set(name).status_note if resolved.status != "available" else ""
+            for role, entry in resolved.roles.items():
+                session.roles[role] = entry
+                if entry.available:
+                    continue
+                if resolved.status != "available":  # a set still being built: the roles it has are usable
+                    session.problems[role] = f"model set '{name}' is not yet available" + (f" ({note})" if note else "")
+                else:
+                    session.problems[role] = f"the {role} {entry.model} is not here ({entry.path}); {entry.hint}"
         except InputError as exc:
             if models is not None and len(files) < len(ROLES):
                 raise

@@ -111,7 +111,7 @@ def test_session_loads_roles_lazily_and_describes_them(tmp_path: Path, monkeypat
     assert session._loaded == {}
     assert session.describe()["generator"] == {"file": str(TINY_G)}
     res = session.resources()
-    assert res.available() == []  # the demo set is not built: no resource can be offered
+    assert res.available() == ["parser"]  # the demo set is being built: only its parser ships so far
     assert session.generator() is session.generator()
     from cfs_core.errors import InputError
 
@@ -119,3 +119,13 @@ def test_session_loads_roles_lazily_and_describes_them(tmp_path: Path, monkeypat
         session.load("clip")
     with pytest.raises(InputError, match="unknown role"):
         ModelSession.open(files={"colour": TINY_G})
+
+
+def test_a_set_being_built_offers_the_roles_it_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CFS_MODEL_DIR", str(tmp_path))
+    session = ModelSession.open()  # the demo set: its parser is shipped, the rest not yet
+    assert "parser" in session.resources().available()
+    assert session.problems.keys() >= {"generator", "clip", "identity", "encoder"}
+    from cfs_core.nets.protocols import FaceParser
+
+    assert isinstance(session.load("parser"), FaceParser)
