@@ -27,7 +27,6 @@ from cfs_core.artifacts import model_digest
 from cfs_core.errors import InputError, ModelLoadError, UnsafeCheckpointError
 from cfs_core.guidance import Guidance, text_digest
 from cfs_core.methods import EditContext, EditRequest, EditResult
-from cfs_core.nets.protocols import unit
 from cfs_core.stylegan2 import Generator, GeneratorConfig
 from cfs_core.testing import EditingMethodTests, fake_context, source_latents
 from cfs_plugins.global_directions.method import GlobalDirections, GlobalOptions, text_direction
@@ -145,8 +144,7 @@ def test_precompute_gives_unit_rows_and_is_cached(tmp_path: Path) -> None:
     facts = GlobalDirections().train(again, request)
     second = time.perf_counter() - start
     assert facts["stats"]["source"] == "cache" and facts["fs3"]["source"] == "cache"
-    assert calls[0] == 0 and again.resources.get("clip").calls["images"] == 0
-    assert second < first
+    assert calls[0] == 0 and again.resources.get("clip").calls["images"] == 0  # the cache did the work
     print(f"tiny precompute (104 channels x 2 x 3 images): {first:.2f} s, cached: {second:.3f} s")
 
     facts = GlobalDirections().train(again, _request(again, "dummy", **{**FULL, "sigma": 3.0}))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import socket
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -328,12 +327,11 @@ def test_vit_b32_with_openai_tag_is_refused(no_network: list[str], tmp_path: Pat
     assert no_network == []
 
 
-def test_missing_pretrained_fails_fast_offline(no_network: list[str], tmp_path: Path) -> None:
-    start = time.perf_counter()
+def test_missing_pretrained_fails_offline_without_trying_the_network(no_network: list[str], tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError) as info:
         ClipModel.from_open_clip("ViT-B-32-quickgelu", "openai", cache_dir=tmp_path)
     message = str(info.value)
-    assert time.perf_counter() - start < 2.0 and "\n" not in message and no_network == []
+    assert "\n" not in message and no_network == []
     assert "open_clip_model.safetensors" in message and "timm/vit_base_patch32_clip_224.openai" in message
     assert str(tmp_path) in message and "never downloads" in message
     with pytest.raises(ModelLoadError, match="neither a pretrained tag of ViT-B-32-quickgelu"):

@@ -13,7 +13,7 @@ from typer.testing import Result
 
 from cfs_core.errors import InputError
 from cfs_core.methods import ProgressEvent
-from cfs_core.nets.evaluator import Evaluator, EvaluatorConfig
+from cfs_core.nets.evaluator import Evaluator
 from cfs_core.nets.parsing import Parser
 from cfs_core.training.data import (
     ATTRIBUTES,
