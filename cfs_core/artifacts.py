@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +86,27 @@ def artifact_key(kind: str, **parts: Any) -> str:
 
 
 class ArtifactCache:
-    """``root/<kind>/<key>.safetensors``; ``root=None`` disables caching (loads miss, saves skip)."""
+    """``root/<kind>/<key>.safetensors``; ``root=None`` disables caching (loads miss, saves skip).
 
-    def __init__(self, root: str | os.PathLike[str] | None) -> None:
+    ``fallbacks`` are read-only folders of the same layout searched after ``root`` (a model set's
+    shipped artefacts, e.g. the demo pack's precomputed global-direction statistics): a hit there
+    is used as is, and saves always go to ``root``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None, fallbacks: Sequence[str | os.PathLike[str]] = ()) -> None:
         self.root = Path(root) if root is not None else None
+        self.fallbacks = tuple(Path(f) for f in fallbacks)
 
     def path(self, kind: str, key: str) -> Path | None:
-        return self.root / kind / f"{key}.safetensors" if self.root is not None else None
+        """Where the artefact is (root first, then the fallbacks), else where it would be saved."""
+        own = self.root / kind / f"{key}.safetensors" if self.root is not None else None
+        if own is not None and own.exists():
+            return own
+        for folder in self.fallbacks:
+            shipped = folder / kind / f"{key}.safetensors"
+            if shipped.exists():
+                return shipped
+        return own
 
     def load(self, kind: str, key: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         """Tensors and metadata of a cached artefact, or None (also for an unreadable file)."""
@@ -111,8 +125,8 @@ class ArtifactCache:
         return tensors, meta
 
     def save(self, kind: str, key: str, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path | None:
-        """Store an artefact atomically; returns its path (None when caching is off)."""
-        path = self.path(kind, key)
+        """Store an artefact atomically under ``root``; returns its path (None when caching is off)."""
+        path = self.root / kind / f"{key}.safetensors" if self.root is not None else None
         if path is None:
             return None
         from safetensors.torch import save_file

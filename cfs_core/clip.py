@@ -405,18 +405,27 @@ class ClipModel:
         mode = generated_mode or meta.get("generated_mode", "reference")
         return _build(name, config, preprocess, path, sd, device, dtype, mode)
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], extra_metadata: Mapping[str, str] | None = None, *,
+             half: bool = False) -> Path:
         """Write cfs' native ``.safetensors``: the state dict plus the open_clip config, preprocess
-        config and generated-image mode as JSON metadata (``architecture.md`` §7.5)."""
+        config and generated-image mode as JSON metadata (``architecture.md`` §7.5).
+
+        ``extra_metadata``: more string entries (e.g. a training report; cfs' own keys win).
+        ``half``: store the floating tensors as fp16 (half the file; :meth:`from_file` loads them
+        into the model's own dtype, fp32 by default)."""
         from safetensors.torch import save_file
 
         dest = Path(path)
         if dest.suffix != ".safetensors":
             raise InputError(f"{dest}: native model files end in .safetensors")
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        meta = {"format": "pt", "format_name": NATIVE_FORMAT, "format_version": NATIVE_VERSION,
-                "config": json.dumps(self.config, sort_keys=True), "model_name": self.name,
-                "preprocess_cfg": json.dumps(self.preprocess_cfg), "generated_mode": self.generated_mode}
+        tensors = {}
+        for k, v in self.model.state_dict().items():
+            v = v.detach().cpu()
+            tensors[k] = (v.half() if half and v.is_floating_point() else v).contiguous()
+        meta = {str(k): str(v) for k, v in (extra_metadata or {}).items()}
+        meta.update({"format": "pt", "format_name": NATIVE_FORMAT, "format_version": NATIVE_VERSION,
+                     "config": json.dumps(self.config, sort_keys=True), "model_name": self.name,
+                     "preprocess_cfg": json.dumps(self.preprocess_cfg), "generated_mode": self.generated_mode})
         with atomic_path(dest) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
         return dest

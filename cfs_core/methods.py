@@ -25,6 +25,7 @@ from cfs_core.resources import Resources
 if TYPE_CHECKING:
     import torch
 
+    from cfs_core.artifacts import ArtifactCache
     from cfs_core.registration import Table
 
     from cfs_core.stylegan2 import Generator
@@ -67,6 +68,14 @@ class EditContext:
     progress: ProgressCallback = _ignore
     cache_dir: Any = None  # a pathlib.Path where a method may cache trained artefacts, or None
     losses: Table[type[Loss]] | None = None  # the registered losses (the host fills it)
+    artifact_dirs: tuple[Any, ...] = ()  # read-only folders of shipped artefacts (searched after cache_dir)
+
+    def artifacts(self) -> ArtifactCache:
+        """The artefact cache a method should use: ``cache_dir``, then the model set's shipped
+        artefacts (``artifact_dirs``); saves go to ``cache_dir``."""
+        from cfs_core.artifacts import ArtifactCache
+
+        return ArtifactCache(self.cache_dir, self.artifact_dirs)
 
     def compose_losses(self, weights: Mapping[str, float], needed_by: str) -> ComposedLoss:
         """Compose registered losses by id × weight (e.g. a method's ``default_losses``)."""

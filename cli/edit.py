@@ -54,6 +54,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
 
         from cfs_cli.progress import method_options, progress_bars
         from cfs_core.errors import InputError
+        from cfs_core.methods import parse_option_pairs
         from cfs_registry.editjob import EditJob, discover_inputs, expand_latents
         from cfs_registry.session import ModelSession
 
@@ -72,6 +73,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         inputs = discover_inputs(input)
         session = ModelSession.open(models, role_files(generator=generator, clip=clip, identity=identity,
                                                        parser=parser, encoder=encoder), resolve_device())
+        options = session.options_for(method_cls, parse_option_pairs(option or []))  # + the set's defaults
         if any(item.image is not None for item in inputs):
             session.require("encoder")
         job = EditJob(method_cls, options, guidance, out, seed, strengths, session.describe(), force)

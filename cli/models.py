@@ -135,9 +135,12 @@ def list_models(
     kind: Annotated[str | None, typer.Option("--kind", help="Only this kind (generator, encoder, clip, …).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Cards and your own models, with their state in the cache (present, missing, partial…)."""
+    """Cards, your own models and the demo pack shipped with cfs, with their state."""
+    from cfs_registry.modelsets import packaged_models
+    from cfs_registry.zoo import human_size
+
     zoo = _zoo()
-    rows = [_row(zoo, n) for n in zoo.names()]
+    rows = [{**r, "size": human_size(r["bytes"])} for r in packaged_models()] + [_row(zoo, n) for n in zoo.names()]
     rows = [r for r in rows if kind is None or r["kind"] == kind]
     if as_json:
         console.print_json(json.dumps(rows))

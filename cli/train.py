@@ -48,6 +48,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         """Train or precompute a method's artefact (a mapper, an adaptor, channel statistics)."""
         from cfs_cli.progress import method_options, progress_bars
         from cfs_core.errors import InputError
+        from cfs_core.methods import parse_option_pairs
         from cfs_core.guidance import Guidance, text_digest
         from cfs_core.latentio import read_latents
         from cfs_core.methods import EditRequest
@@ -66,6 +67,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         guidance = load_guidance(host, *pairs[0]) if pairs else Guidance("text", "", text="", digest=text_digest(""))
         session = ModelSession.open(models, role_files(generator=generator, clip=clip, identity=identity,
                                                        parser=parser, encoder=encoder), resolve_device())
+        options = session.options_for(method_cls, parse_option_pairs(option or []))  # + the set's defaults
         with progress_bars() as report:
             ctx = session.context(host, seed, progress=report, cache_dir=cache_dir)
             gen = ctx.generator

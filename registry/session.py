@@ -55,6 +55,8 @@ class ModelSession:
     device: str
     roles: dict[str, ResolvedRole | Path] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # role -> why it is not available
+    artifact_dirs: tuple[Path, ...] = ()  # the set's shipped artefacts (read-only cache fallback)
+    method_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # method id -> option defaults
     _loaded: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -72,7 +74,11 @@ class ModelSession:
         session = cls(name, device)
         try:
             resolved = resolve_model_set(name, require=False)
-            note = get_model_set(name).status_note if resolved.status != "available" else ""
+            model_set = get_model_set(name)
+            note = model_set.status_note if resolved.status != "available" else ""
+            shipped = model_set.artifact_dir()
+            session.artifact_dirs = (shipped,) if shipped is not None and shipped.is_dir() else ()
+            session.method_defaults = {k: dict(v) for k, v in model_set.method_defaults.items()}
             for role, entry in resolved.roles.items():
                 session.roles[role] = entry
                 if entry.available:
@@ -138,10 +144,18 @@ class ModelSession:
 
         ctx = EditContext(generator=self.generator(), device=torch.device(self.device), seed=seed,
                           resources=self.resources(), cache_dir=cache_dir or default_artifact_dir(),
-                          losses=host.losses)
+                          losses=host.losses, artifact_dirs=self.artifact_dirs)
         if progress is not None:
             ctx.progress = progress
         return ctx
+
+    def options_for(self, method_cls: Any, pairs: Mapping[str, Any]) -> Any:
+        """Validated options of ``method_cls``: the set's defaults for it, overridden by ``pairs``
+        (the user's ``-o key=value``). Defaults for options the method does not have are skipped
+        (a third-party method may share an id with nothing the set knows)."""
+        fields = getattr(method_cls.Options, "model_fields", {})
+        defaults = {k: v for k, v in self.method_defaults.get(method_cls.method_id, {}).items() if k in fields}
+        return method_cls.parse_options({**defaults, **dict(pairs)})
 
     def describe(self) -> dict[str, Any]:
         """JSON-able: which model fills each role (for manifests)."""

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field
 
-from cfs_core.artifacts import ArtifactCache, artifact_key
+from cfs_core.artifacts import artifact_key
 from cfs_core.errors import InputError
 from cfs_core.losses import ComposedLoss
 from cfs_core.methods import EditContext, EditingMethod, EditRequest, EditResult, LatentSpace, MethodOptions
@@ -130,7 +130,7 @@ class ClipFaceShop(EditingMethod):
         base_spec = resolve_base(ctx, options.base) if weights["clip-direction"] else None
         key_parts = self._key_parts(ctx, request, weights, base_spec.digest if base_spec else "unused")
         key = artifact_key(ARTIFACT_KIND, **key_parts)
-        cache = ArtifactCache(ctx.cache_dir)
+        cache = ctx.artifacts()
         hit = cache.load(ARTIFACT_KIND, key)
         if hit is not None and {"A", "d", "mask"} <= set(hit[0]):
             tensors, meta = hit

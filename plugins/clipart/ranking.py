@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cfs_core.artifacts import ArtifactCache, artifact_key
+from cfs_core.artifacts import artifact_key, model_digest
 from cfs_core.errors import InputError
-from cfs_core.artifacts import model_digest
 
 if TYPE_CHECKING:
     from cfs_core.methods import EditContext
@@ -134,7 +133,7 @@ def sensitivity_ranking(ctx: EditContext) -> tuple[tuple[int, ...], str, dict[st
     clip = ctx.resources.get(CLIP)
     key = artifact_key("clipart-ranking", generator=model_digest(ctx.generator), clip=model_digest(clip),
                        pairs=SENSITIVITY_PAIRS, psi=SENSITIVITY_PSI, seed=SENSITIVITY_SEED, version=RANKING_VERSION)
-    cache = ArtifactCache(ctx.cache_dir)
+    cache = ctx.artifacts()
     hit = cache.load("clipart-ranking", key)
     if hit is not None and "scores" in hit[0] and hit[0]["scores"].numel() == ctx.generator.n_latent:
         scores = hit[0]["scores"]

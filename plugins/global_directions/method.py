@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from cfs_core.artifacts import ArtifactCache, artifact_key, model_digest, tensor_digest
+from cfs_core.artifacts import artifact_key, model_digest, tensor_digest
 from cfs_core.errors import InputError
 from cfs_core.methods import EditContext, EditingMethod, EditRequest, EditResult, LatentSpace, MethodOptions
 from cfs_core.stylegan2 import Generator
@@ -152,7 +152,7 @@ class GlobalDirections(EditingMethod):
         if options.stats_path:
             mean, std = load_stats(options.stats_path, gen)
             return mean, std, {"source": "file", "path": str(options.stats_path)}
-        settings, cache = options.settings(), ArtifactCache(ctx.cache_dir)
+        settings, cache = options.settings(), ctx.artifacts()
         key = artifact_key(STATS_KIND, generator=generator_identity(gen), **settings.stats_key())
         hit = cache.load(STATS_KIND, key)
         n = len(gen.stylespace)
@@ -175,7 +175,7 @@ class GlobalDirections(EditingMethod):
         if options.fs3_path:
             fs3 = load_fs3(options.fs3_path, gen)
             return fs3, {"source": "file", "path": str(options.fs3_path), "rows": int(fs3.shape[0])}
-        settings, cache = options.settings(), ArtifactCache(ctx.cache_dir)
+        settings, cache = options.settings(), ctx.artifacts()
         key = artifact_key(FS3_KIND, generator=generator_identity(gen), clip=model_digest(clip),
                            stats=tensor_digest(*mean, *std), **settings.relevance_key())
         rows = sum(layer.channels for layer in relevance_layers(gen, settings.max_resolution, settings.all_layers))

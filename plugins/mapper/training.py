@@ -17,7 +17,7 @@ random-latent fallback is broken, §6): each step draws ``batch_size`` fresh ψ-
 the generator. Either way the batch of step ``t`` depends only on (seed, ``t``) — seeds drawn from
 ``ctx.rng()`` — so a resumed run sees the batches an uninterrupted one would.
 
-**Cache and resume** (``ArtifactCache(ctx.cache_dir)``): the key holds everything that determines
+**Cache and resume** (``ctx.artifacts()``): the key holds everything that determines
 the mapper — the text digest, fingerprints of the generator, CLIP and (when weighted) identity
 net, the seed, the training data, the training options. ``mapper-train/<key>`` is the training
 state (mapper + optimiser state + step), saved atomically every ``save_every`` steps, on Ctrl-C
@@ -207,7 +207,7 @@ def obtain_mapper(ctx: EditContext, guidance: Guidance, options: MapperOptions,
     }
     state_key = artifact_key(STATE, **parts)
     final_key = artifact_key(FINAL, **parts, steps=options.steps)
-    cache = ArtifactCache(ctx.cache_dir)
+    cache = ctx.artifacts()
     final_path = cache.path(FINAL, final_key)
     about = {"text": text, "steps": options.steps, "data": data.describe(), "optimizer": options.optimizer,
              "levels": [lv for lv in ("coarse", "medium", "fine") if config.enabled(lv)]}

@@ -65,6 +65,16 @@ class ModelSet(BaseModel):
     status: Literal["available", "not-yet-available"] = "available"
     status_note: str = ""
     roles: dict[Role, RoleSpec]
+    # a packaged folder of precomputed method artefacts (ArtifactCache layout), searched after the cache
+    artifacts: str | None = Field(default=None, pattern=r"^[a-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")
+    # method id -> option defaults suited to these models (the user's -o key=value still wins)
+    method_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def artifact_dir(self) -> Path | None:
+        """The shipped artefact folder, when the set names one."""
+        if self.artifacts is None:
+            return None
+        return Path(str(resources.files("cfs_registry").joinpath(*self.artifacts.split("/"))))
 
     @model_validator(mode="after")
     def _all_roles(self) -> ModelSet:
@@ -265,3 +275,30 @@ def validate_sets(zoo: Zoo, names: Sequence[str] | None = None, folder: Path | N
             if entry.kind != role:
                 problems.append(f"{model_set.name}.{role}: {spec.model} is a {entry.kind}, not a {role}")
     return problems
+
+
+def packaged_models(folder: Path | None = None) -> list[dict[str, Any]]:
+    """The files the sets ship inside cfs (the demo pack), one row per ``set:role``, in the shape
+    of ``cfs models list`` rows; ``state`` is ``shipped`` or ``not shipped``. The licence comes
+    from the file's model card (``<file stem>.json`` next to it) when there is one."""
+    rows: list[dict[str, Any]] = []
+    for name, model_set in load_model_sets(folder).items():
+        for role in ROLES:
+            spec = model_set.roles[role]  # type: ignore[index]
+            if spec.packaged is None:
+                continue
+            path = Path(str(resources.files("cfs_registry").joinpath(*spec.packaged.split("/"))))
+            card_path = path.with_suffix(".json")
+            card: dict[str, Any] = {}
+            if card_path.is_file():
+                try:
+                    card = json.loads(card_path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    card = {}
+            size = path.stat().st_size if path.is_file() else None
+            rows.append({"name": f"{name}:{role}", "origin": "packaged", "kind": role, "file": path.name,
+                         "bytes": size, "sha256": card.get("sha256"), "state": "shipped" if size is not None else "not shipped",
+                         "path": str(path), "licence": card.get("licence", ""),
+                         "commercial_use": "yes" if str(card.get("licence", "")).startswith("MIT") else "",
+                         "paper": ""})
+    return rows

@@ -129,3 +129,12 @@ def test_a_set_being_built_offers_the_roles_it_has(tmp_path: Path, monkeypatch: 
     from cfs_core.nets.protocols import FaceParser
 
     assert isinstance(session.load("parser"), FaceParser)
+
+
+def test_a_model_set_s_method_defaults_sit_under_the_user_s_options() -> None:
+    from cfs_plugins.global_directions.method import GlobalDirections
+
+    session = ModelSession("x", "cpu", method_defaults={"global": {"n_images": 8, "n_stats": 5000, "no_such": 1}})
+    opts = session.options_for(GlobalDirections, {"n_images": "4"})
+    assert (opts.n_images, opts.n_stats) == (4, 5000)  # the user wins; unknown defaults are skipped
+    assert ModelSession("x", "cpu").options_for(GlobalDirections, {}).n_images == 100

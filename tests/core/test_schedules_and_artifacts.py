@@ -83,3 +83,16 @@ def test_model_digest_hashes_modules_tensors_and_settings() -> None:
     assert model_digest(Adapter(2.0, "reference")) != base
     assert model_digest(Adapter(1.0, "other")) != base
     assert model_digest(FakeClip(seed=0)) != model_digest(FakeClip(seed=1))
+
+
+def test_artifact_cache_reads_shipped_fallbacks_and_saves_to_its_root(tmp_path: Path) -> None:
+    shipped, own = tmp_path / "shipped", tmp_path / "own"
+    ArtifactCache(shipped).save("stats", "k1", {"x": torch.ones(2)}, {"from": "shipped"})
+    cache = ArtifactCache(own, fallbacks=[shipped])
+    hit = cache.load("stats", "k1")
+    assert hit is not None and hit[1] == {"from": "shipped"} and cache.path("stats", "k1") == shipped / "stats" / "k1.safetensors"
+    assert cache.load("stats", "other") is None
+    saved = cache.save("stats", "k1", {"x": torch.zeros(2)}, {"from": "own"})
+    assert saved == own / "stats" / "k1.safetensors"  # never written into the shipped folder
+    assert cache.load("stats", "k1")[1] == {"from": "own"}  # the user's own cache wins
+    assert ArtifactCache(shipped).load("stats", "k1")[1] == {"from": "shipped"}

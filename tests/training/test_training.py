@@ -203,8 +203,8 @@ def test_cli_train_and_eval(cfs: Cfs, tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_line(cfs: Cfs, tmp_path: Path) -> None:
-    result = cfs("demo", "train", "clip", "--out", tmp_path / "x.safetensors")
-    assert result.exit_code == 2 and "unknown component" in result.output
+    result = cfs("demo", "train", "colour", "--out", tmp_path / "x.safetensors")
+    assert result.exit_code == 2 and "No such command" in result.output
     result = cfs("demo", "train", "parser", "--out", tmp_path / "x.pt", "--steps", "1")
     assert result.exit_code == 2 and "safetensors" in result.output
     result = cfs("demo", "eval", "evaluator", tmp_path / "missing.safetensors")

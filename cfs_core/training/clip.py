@@ -1,0 +1,378 @@
+"""The demo pack's small CLIP: contrastive training on the synthetic face world, and its evaluation.
+
+Model: :data:`DEMO_CLIP_CONFIG`, an open_clip ViT (64 px, patch 16, 3 layers) with a 2-layer text
+transformer and 128-d embeddings, built by :meth:`~cfs_core.clip.ClipModel.from_open_clip` in
+``"normalized"`` generated-image mode, so a generator image in [-1, 1] reaches the vision tower
+exactly as a training image does (:func:`~cfs_core.nets.clip_preprocess.normalized_resize`).
+
+Captions: :func:`full_caption` names every visible attribute in one deterministic phrase with the
+wording of :func:`~cfs_core.world.captions` ("a photo of a smiling bald man with round glasses, a
+brown beard, blue eyes and bushy eyebrows, wearing a red cap and a blue shirt on a grey
+background"); sketches name no colour. A *counterfactual* caption is the full caption of the same
+face with one visible attribute set to another value (:func:`counterfactual_captions`).
+
+Training (:func:`train_clip`, on :func:`~cfs_core.training.loops.run_loop`: seeded, resumable,
+checkpointed, cosine learning rate after a warm-up): a :class:`~cfs_core.training.data.Pool` of
+world renders (photo, clipart and sketch, equal weights). The texts of step ``k`` are a pure
+function of ``(seed, k)`` (:class:`ClipBatchSource`): per image one caption, the full one with
+probability ``full_prob``, otherwise one of :func:`~cfs_core.world.captions`' five phrasings, plus
+a counterfactual caption as a hard negative. Loss: the symmetric CLIP loss with the model's
+learnable temperature (``exp`` clamped at 100) in which image→text runs over the ``B`` true
+captions and the ``B`` hard negatives, text→image over the ``B`` images; identical texts in a
+batch count as positives of each other's images (:func:`contrastive_loss`).
+
+Evaluation (:func:`evaluate_clip`, held-out ``test`` faces, each style separately): zero-shot
+attribute accuracy by ranking the counterfactual captions of every visible attribute against the
+image, and text→image retrieval (top-1, top-5) with the full captions.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cfs_core.clip import ClipModel
+from cfs_core.errors import InputError
+from cfs_core.methods import ProgressCallback, ProgressEvent
+from cfs_core.nets.clip_preprocess import normalized_resize
+from cfs_core.nets.protocols import unit
+from cfs_core.training.data import (
+    ATTRIBUTE_CHOICES,
+    ATTRIBUTES,
+    IGNORE,
+    DataSpec,
+    Pool,
+    attribute_targets,
+    face_seed,
+    make_batch,
+    step_indices,
+)
+from cfs_core.training.loops import run_loop
+from cfs_core.world import FaceParams, captions, sample_params
+from cfs_core.world.captions import STYLE_PREFIXES, _join, _subject, article, describe
+
+__all__ = ["DEMO_CLIP_CONFIG", "CLIP_STYLES", "ClipBatch", "ClipBatchSource", "ClipTrainOptions", "build_clip",
+           "contrastive_loss", "encode_renders",
+           "counterfactual_captions", "evaluate_clip", "full_caption", "hard_negative", "train_clip",
+           "visible_attributes"]
+
+CLIP_STYLES: tuple[str, ...] = ("photo", "clipart", "sketch")
+DEMO_CLIP_CONFIG: dict[str, Any] = {
+    "embed_dim": 128,
+    "vision_cfg": {"image_size": 64, "layers": 3, "width": 128, "patch_size": 16, "head_width": 32, "mlp_ratio": 4.0},
+    # tokens with start/end: full and counterfactual captions at most 45 (every attribute
+    # combination, the wordiest colours); captions()' phrasings reach 48 ("a flat clipart
+    # illustration of ..." with every optional part), so 56 leaves a margin and never truncates
+    "text_cfg": {"context_length": 56, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2},
+}
+MAX_LOGIT_SCALE = 100.0
+_NO_DECAY = ("logit_scale", "positional_embedding", "class_embedding", "token_embedding")
+
+
+def _ignore(event: ProgressEvent) -> None:
+    """Default progress sink."""
+
+
+# ---------------------------------------------------------------------------------- captions
+def full_caption(params: FaceParams, style: str = "photo") -> str:
+    """One deterministic caption naming every visible attribute of ``params`` rendered in ``style``.
+
+    Phrasing of :func:`~cfs_core.world.captions` (its first style prefix, the mood as an
+    adjective, "with" hair, glasses, facial hair, eyes and eyebrows, ", wearing" hat, earrings and
+    shirt, then the background). Two completions make every visible attribute named exactly once:
+    when the hair colour shows only in the facial hair it is named there ("a red beard"), and eyes
+    behind sunglasses are not named. Sketches name no colour.
+    """
+    if style not in STYLE_PREFIXES:
+        raise InputError(f"unknown style {style!r}; allowed: {', '.join(STYLE_PREFIXES)}")
+    colors = style != "sketch"
+    d = describe(params, colors=colors)
+    salient = list(d.salient)
+    if colors and not d.hair and params.facial_hair != "none":  # facial hair is appended last
+        phrase = f"{params.hair_color} {params.facial_hair}"
+        salient[-1] = f"{article(phrase)} {phrase}"
+    details = [p for p in d.details if not (params.glasses == "sunglasses" and p.endswith(" eyes"))]
+    with_items = ([d.hair] if d.hair else []) + salient + details
+    wearing = list(d.accessories) + ([d.shirt] if d.shirt else [])
+    text = _subject(d, with_mood=True)
+    if with_items:
+        text += " with " + _join(with_items)
+    if wearing:
+        text += (", wearing " if with_items else " wearing ") + _join(wearing)
+    if d.background:
+        text += " " + d.background
+    return f"{STYLE_PREFIXES[style][0]} {text}"
+
+
+def visible_attributes(params: FaceParams, style: str = "photo") -> list[str]:
+    """The attributes (of :data:`~cfs_core.training.data.ATTRIBUTES`) that ``style`` shows."""
+    return [a for a, t in zip(ATTRIBUTES, attribute_targets(params, style)) if int(t) != IGNORE]
+
+
+def counterfactual_captions(params: FaceParams, style: str, attribute: str) -> dict[str, str]:
+    """``{value: full caption with attribute=value, everything else true}`` for every value."""
+    if attribute not in ATTRIBUTE_CHOICES:
+        raise InputError(f"unknown attribute {attribute!r}; allowed: {', '.join(ATTRIBUTES)}")
+    return {v: full_caption(params.replace(**{attribute: v}), style) for v in ATTRIBUTE_CHOICES[attribute]}
+
+
+def hard_negative(params: FaceParams, style: str, rng: random.Random) -> str:
+    """A full caption of the face with one random visible attribute changed so that the caption
+    differs (eyebrows are always visible and named, so there always is one)."""
+    true = full_caption(params, style)
+    attributes = visible_attributes(params, style)
+    rng.shuffle(attributes)
+    for name in attributes:
+        values = [v for v in ATTRIBUTE_CHOICES[name] if v != getattr(params, name)]
+        rng.shuffle(values)
+        for value in values:
+            text = full_caption(params.replace(**{name: value}), style)
+            if text != true:
+                return text
+    raise InputError(f"no visible attribute of this face can be changed in its {style} caption")  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------- batches
+@dataclass
+class ClipBatch:
+    """Images and texts of one step: ``tokens`` holds the ``B`` true captions, then the hard
+    negatives; ``positives[i, j]``: text ``j`` is the caption of image ``i`` (same text)."""
+
+    images: torch.Tensor  # [B, 3, S, S] float32 in [-1, 1]
+    tokens: torch.Tensor  # [T, context_length] int64, T = B or 2B
+    texts: list[str]
+    positives: torch.Tensor  # [B, T] bool
+    styles: list[str]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+class ClipBatchSource:
+    """Batches by step from a pool: images by :func:`~cfs_core.training.data.step_indices`, texts
+    a pure function of ``(seed, step)`` (the face parameters are recomputed from the pool's spec)."""
+
+    def __init__(self, pool: Pool, batch: int, seed: int, tokenizer: Callable[[list[str]], torch.Tensor],
+                 full_prob: float = 0.3, negatives: bool = True) -> None:
+        if batch < 1:
+            raise InputError(f"batch size must be at least 1, got {batch}")
+        if not 0.0 <= full_prob <= 1.0:
+            raise InputError(f"full_prob must be in [0, 1], got {full_prob}")
+        self.pool, self.batch_size, self.seed, self.tokenizer = pool, batch, seed, tokenizer
+        self.full_prob, self.negatives = full_prob, negatives
+        self._params: dict[int, FaceParams] = {}
+
+    def params(self, index: int) -> FaceParams:
+        """The face parameters of pool item ``index`` (cached)."""
+        if index not in self._params:
+            spec = self.pool.spec
+            self._params[index] = sample_params(face_seed(spec.split, index, spec.seed))
+        return self._params[index]
+
+    def texts(self, step: int, indices: Sequence[int], styles: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(one caption per image, one hard negative per image) of step ``step``."""
+        rng = random.Random(f"cfs-clip-texts/{self.seed}/{step}")  # str seeds are stable across runs
+        true, negative = [], []
+        for index, style in zip(indices, styles):
+            params = self.params(int(index))
+            if rng.random() < self.full_prob:
+                true.append(full_caption(params, style))
+            else:
+                true.append(rng.choice(captions(params, 5, style, seed=rng.randrange(2**32))))
+            if self.negatives:
+                negative.append(hard_negative(params, style, rng))
+        return true, negative
+
+    def __call__(self, step: int) -> ClipBatch:
+        idx = step_indices(step, self.batch_size, self.seed, len(self.pool))
+        b = self.pool.batch(idx)
+        true, negative = self.texts(step, idx.tolist(), b.styles)
+        texts = true + negative
+        positives = torch.tensor([[t == caption for t in texts] for caption in true], dtype=torch.bool)
+        return ClipBatch(b.images, self.tokenizer(texts), texts, positives, b.styles)
+
+
+# ---------------------------------------------------------------------------------- loss
+def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor,
+                     positives: torch.Tensor) -> torch.Tensor:
+    """Symmetric CLIP loss of unit embeddings ``[B, D]`` and ``[T, D]`` (``T >= B``; texts beyond
+    ``B`` are extra negatives for image→text only); ``logit_scale`` is the log temperature
+    (``exp`` clamped at 100); ``positives [B, T]`` spreads a target over identical texts."""
+    n = image_emb.shape[0]
+    logits = logit_scale.exp().clamp(max=MAX_LOGIT_SCALE) * image_emb @ text_emb.T
+    pos = positives.to(device=logits.device, dtype=logits.dtype)
+    i2t = -(pos / pos.sum(1, keepdim=True) * F.log_softmax(logits, dim=1)).sum(1).mean()
+    pos_t = pos[:, :n].T  # text j of the true captions, image i: same text
+    t2i = -(pos_t / pos_t.sum(1, keepdim=True) * F.log_softmax(logits[:, :n].T, dim=1)).sum(1).mean()
+    return (i2t + t2i) / 2
+
+
+def _clip_loss(clip: ClipModel) -> Callable[[nn.Module, ClipBatch], torch.Tensor]:
+    def loss(model: nn.Module, batch: ClipBatch) -> torch.Tensor:
+        device = clip.device
+        pixels = normalized_resize(batch.images.to(device), clip.image_size, clip.mean, clip.std)
+        image_emb = F.normalize(model.encode_image(pixels), dim=-1)
+        text_emb = F.normalize(model.encode_text(batch.tokens.to(device)), dim=-1)
+        return contrastive_loss(image_emb, text_emb, model.logit_scale, batch.positives)
+
+    return loss
+
+
+# ---------------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class ClipTrainOptions:
+    """Settings of the demo CLIP's training (``device``, paths and checkpoint cadence are not
+    part of the run's signature)."""
+
+    steps: int = 1500
+    batch: int = 64
+    size: int = 64
+    seed: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup: int = 100
+    styles: tuple[str, ...] = CLIP_STYLES
+    weights: tuple[float, ...] = (1.0, 1.0, 1.0)
+    pool: int = 6000
+    full_prob: float = 0.3
+    negatives: bool = True
+    config: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEMO_CLIP_CONFIG))
+    cache_dir: str | None = None
+    workers: int = 1
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 100
+    resume: bool = True
+    device: str = "cpu"
+
+    def spec(self) -> DataSpec:
+        return DataSpec(size=self.size, styles=self.styles, weights=self.weights, split="train", seed=self.seed)
+
+    def signature(self) -> str:
+        d = asdict(self)
+        for k in ("cache_dir", "workers", "checkpoint_dir", "checkpoint_every", "resume", "device"):
+            d.pop(k)
+        return json.dumps({"component": "clip", **d}, sort_keys=True)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only (not on gains, biases, embeddings or the temperature)."""
+    decay, rest = [], []
+    for name, p in model.named_parameters():
+        (rest if p.ndim < 2 or name.split(".")[-1] in _NO_DECAY else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def build_clip(config: dict[str, Any] | None = None, seed: int = 0) -> ClipModel:
+    """A randomly initialised (seeded) demo CLIP in ``"normalized"`` generated-image mode."""
+    torch.manual_seed(seed)
+    return ClipModel.from_open_clip(copy.deepcopy(config or DEMO_CLIP_CONFIG), None, generated_mode="normalized")
+
+
+def train_clip(opts: ClipTrainOptions, progress: ProgressCallback = _ignore) -> tuple[ClipModel, dict[str, Any]]:
+    """Train the demo CLIP (module docstring); returns it (eval mode, frozen) and a report."""
+    if opts.steps < 0 or opts.pool < 1:
+        raise InputError(f"need steps >= 0 and pool >= 1, got steps={opts.steps}, pool={opts.pool}")
+    clip = build_clip(opts.config, opts.seed).to(opts.device)
+    model = clip.model.requires_grad_(True)
+    optimizer = torch.optim.AdamW(_param_groups(model, opts.weight_decay), lr=opts.lr, betas=(0.9, 0.98), eps=1e-6)
+    pool = Pool.build(opts.spec(), opts.pool, opts.cache_dir, opts.workers,
+                      lambda done, total: progress(ProgressEvent("render", done, total)))
+    source = ClipBatchSource(pool, opts.batch, opts.seed, clip.tokenizer, opts.full_prob, opts.negatives)
+    result = run_loop(model, optimizer, source, _clip_loss(clip), opts.steps, opts.lr,  # type: ignore[arg-type]
+                      opts.signature(), opts.checkpoint_dir, opts.checkpoint_every, opts.resume,
+                      warmup=min(opts.warmup, opts.steps // 10), progress=progress)
+    model.eval().requires_grad_(False)
+    report = {"component": "clip", "options": asdict(opts), "steps": result.step,
+              "images_seen": result.step * opts.batch, "final_loss": result.final_loss,
+              "wall_s": round(result.wall_s, 2), "resumed_from": result.resumed_from,
+              "logit_scale": clip.logit_scale}
+    return clip, report
+
+
+# ---------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def encode_renders(clip: ClipModel, images: torch.Tensor) -> torch.Tensor:
+    """Renders ``[B, 3, S, S]`` in [-1, 1] → unit embeddings by the normalized path (what
+    :meth:`~cfs_core.clip.ClipModel.encode_images` computes from the uint8 renders; no cache)."""
+    pixels = normalized_resize(images.to(clip.device, torch.float32), clip.image_size, clip.mean, clip.std)
+    return unit(clip.model.encode_image(pixels.to(clip.dtype)).float())
+
+
+@torch.no_grad()
+def _encode_texts(clip: ClipModel, texts: Sequence[str], batch: int = 512) -> torch.Tensor:
+    """Texts → unit embeddings without filling the adapter's cache (as ``encode_text``)."""
+    rows = [unit(clip.model.encode_text(clip.tokenizer(list(texts[s:s + batch])).to(clip.device)).float())
+            for s in range(0, len(texts), batch)]
+    return torch.cat(rows) if rows else torch.zeros(0, clip.embed_dim)
+
+
+def _evaluate_style(clip: ClipModel, style: str, n: int, seed: int, size: int, batch: int) -> dict[str, Any]:
+    spec = DataSpec(size=size, styles=(style,), split="test", seed=seed)
+    image_emb = torch.cat([encode_renders(clip, make_batch(spec, range(s, min(n, s + batch))).images)
+                           for s in range(0, n, batch)])
+    faces = [sample_params(face_seed("test", i, seed)) for i in range(n)]
+    full = [full_caption(p, style) for p in faces]
+    questions: list[tuple[int, str, list[str], int]] = []  # image, attribute, distinct captions, true one
+    for i, p in enumerate(faces):
+        for name in visible_attributes(p, style):
+            distinct = list(dict.fromkeys(counterfactual_captions(p, style, name).values()))
+            if len(distinct) > 1:  # e.g. the hair colour of a bald face shows only in a sketch's beard
+                questions.append((i, name, distinct, distinct.index(full[i])))
+    vocab = list(dict.fromkeys(full + [t for q in questions for t in q[2]]))
+    row = {t: k for k, t in enumerate(vocab)}
+    text_emb = _encode_texts(clip, vocab).to(image_emb.device)
+    hits: dict[str, list[float]] = {}
+    chance: dict[str, list[float]] = {}
+    for i, name, distinct, truth in questions:
+        scores = text_emb[[row[t] for t in distinct]] @ image_emb[i]
+        hits.setdefault(name, []).append(float(int(scores.argmax()) == truth))
+        chance.setdefault(name, []).append(1.0 / len(distinct))
+    accuracy = {a: float(np.mean(hits[a])) for a in ATTRIBUTES if a in hits}
+    # text→image: a hit when a retrieved image has exactly the query's caption (twins are equal)
+    sims = text_emb[[row[t] for t in full]] @ image_emb.T
+    same = torch.tensor([[a == b for b in full] for a in full], dtype=torch.bool, device=sims.device)
+    top = sims.topk(min(5, n), dim=1).indices
+    found = same.gather(1, top)
+    return {"attribute_accuracy": accuracy,
+            "mean_attribute_accuracy": float(np.mean(list(accuracy.values()))) if accuracy else float("nan"),
+            "chance_attribute_accuracy": {a: float(np.mean(chance[a])) for a in accuracy},
+            "questions": {a: len(hits[a]) for a in accuracy},
+            "retrieval_top1": float(found[:, :1].any(1).double().mean()),
+            "retrieval_top5": float(found.any(1).double().mean())}
+
+
+def evaluate_clip(clip: ClipModel, n: int = 300, seed: int = 0, size: int = 64, batch: int = 100,
+                  styles: Sequence[str] = CLIP_STYLES, progress: ProgressCallback = _ignore) -> dict[str, Any]:
+    """Zero-shot attribute accuracy and text→image retrieval on ``n`` held-out (``test`` split)
+    faces rendered in each of ``styles`` at ``size`` (module docstring); JSON-ready.
+
+    Attribute accuracy: for each visible attribute of each image, the full captions with the
+    attribute set to each of its values (distinct texts only) are ranked by similarity to the
+    image; correct when the true caption ranks first. Retrieval: each face's full caption ranks
+    the ``n`` images of its style; top-k counts a hit when one of the first k has that caption.
+    """
+    if n < 1:
+        raise InputError(f"n must be at least 1, got {n}")
+    was_training = clip.model.training
+    clip.model.eval()
+    per_style: dict[str, dict[str, Any]] = {}
+    try:
+        for k, style in enumerate(styles):
+            per_style[style] = _evaluate_style(clip, style, n, seed, size, batch)
+            progress(ProgressEvent("evaluate", k + 1, len(styles), message=style))
+    finally:
+        clip.model.train(was_training)
+    means = [v["mean_attribute_accuracy"] for v in per_style.values()]
+    return {"metric": "zero-shot attribute accuracy, text→image retrieval", "split": "test", "n": n, "size": size,
+            "seed": seed, "per_style": per_style, "mean_attribute_accuracy": float(np.mean(means)),
+            "mean_retrieval_top1": float(np.mean([v["retrieval_top1"] for v in per_style.values()])),
+            "mean_retrieval_top5": float(np.mean([v["retrieval_top5"] for v in per_style.values()]))}

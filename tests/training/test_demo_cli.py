@@ -1,0 +1,59 @@
+"""``cfs demo train|eval`` for the generator, CLIP, identity net and encoder (one or two steps each)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from typer.testing import Result
+
+from cfs_core.clip import ClipModel
+from cfs_core.nets.e4e import E4E
+from cfs_core.nets.identity import IdentityNet
+from cfs_core.stylegan2 import load_generator
+
+Cfs = Callable[..., Result]
+
+
+def test_generator_train_and_eval(cfs: Cfs, tmp_path: Path) -> None:
+    out = tmp_path / "g.safetensors"
+    result = cfs("demo", "train", "generator", "--out", out, "--steps", "1", "--batch", "2", "--size", "32",
+                 "--style-dim", "32", "--n-mlp", "2", "--channels", "16,16,8,8", "--checkpoint-dir", tmp_path / "ck")
+    assert result.exit_code == 0, result.output
+    g = load_generator(out).generator
+    assert (g.size, g.style_dim) == (32, 32) and g.latent_avg is not None
+    result = cfs("demo", "train", "generator", "--out", out, "--channels", "16,16", "--size", "32")
+    assert result.exit_code == 2 and "needs 4 widths" in result.output
+
+
+def test_clip_train_and_eval(cfs: Cfs, tmp_path: Path) -> None:
+    out = tmp_path / "c.safetensors"
+    result = cfs("demo", "train", "clip", "--out", out, "--steps", "1", "--batch", "4", "--pool", "6")
+    assert result.exit_code == 0, result.output
+    clip = ClipModel.from_file(out)
+    assert clip.generated_mode == "normalized" and clip.image_size == (64, 64)
+    assert next(clip.model.parameters()).dtype == torch.float32  # fp16 on disk, fp32 in memory
+    result = cfs("demo", "eval", "clip", out, "--n", "3", "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert 0.0 <= figures["mean_attribute_accuracy"] <= 1.0 and set(figures["per_style"]) == {"photo", "clipart", "sketch"}
+
+
+def test_identity_and_encoder_train_and_eval(cfs: Cfs, tmp_path: Path, fixtures_dir: Path) -> None:
+    ident = tmp_path / "i.safetensors"
+    result = cfs("demo", "train", "identity", "--out", ident, "--steps", "1", "--batch", "4", "--identities", "3",
+                 "--variants", "2")
+    assert result.exit_code == 0, result.output
+    assert IdentityNet.from_file(ident).embedding_dim == 128
+    result = cfs("demo", "eval", "identity", ident, "--n", "3", "--variants", "2", "--size", "64", "--json")
+    assert result.exit_code == 0 and 0.0 <= json.loads(result.stdout)["auc"] <= 1.0, result.output
+    gen = fixtures_dir / "stylegan2" / "ros_converted_tiny.pt"
+    enc = tmp_path / "e.safetensors"
+    result = cfs("demo", "train", "encoder", "--out", enc, "--generator", gen, "--steps", "1", "--batch", "2",
+                 "--input-size", "32", "--widths", "8,8,16,16")
+    assert result.exit_code == 0, result.output
+    assert E4E.from_file(enc).n_latent == load_generator(gen).generator.n_latent
+    result = cfs("demo", "eval", "encoder", enc, "--generator", gen, "--identity", ident, "--n", "2", "--json")
+    assert result.exit_code == 0 and "identity_similarity" in json.loads(result.stdout), result.output
