@@ -174,9 +174,13 @@ def train_generator(
     = "128,128,128,64,32,16",
     seed: Seed = 0, lr: Lr = 2e-3,
     mapping_lr_scale: Annotated[float, typer.Option("--mapping-lr-scale", help="Mapping step size multiplier.")] = 50.0,
+    until: Annotated[int | None, typer.Option("--until", min=1, help="Stop after this step (schedule of --steps).")] = None,
     checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 100, resume: Resume = True,
 ) -> None:
-    """Train the StyleGAN2 generator by regression to the world renderer (z names a face)."""
+    """Train the StyleGAN2 generator by regression to the world renderer (z names a face).
+
+    Learns the mean face fast and the conditioning slowly; the shipped generator continues from
+    this run with `cfs demo train autoencoder --init CHECKPOINT`."""
     from cfs_cli.progress import progress_bars
     from cfs_core.stylegan2.io import save_native
     from cfs_core.training.generator import GeneratorOptions
@@ -186,12 +190,45 @@ def train_generator(
     opts = GeneratorOptions(steps=steps, batch=batch, size=size, style_dim=style_dim, n_mlp=n_mlp,
                             channels=int_list(channels, "--channels"), lr=lr, mapping_lr_scale=mapping_lr_scale,
                             seed=seed, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
-                            checkpoint_every=checkpoint_every, resume=resume)
+                            checkpoint_every=checkpoint_every, resume=resume, until=until)
     opts.config()  # one-line errors before anything runs
     with progress_bars() as progress:
         g, report = train(opts, progress)
     save_native(out, g, extra_metadata={"training": json.dumps(report, default=str)})
     wrote(out, "generator", report)
+
+
+@train_app.command("autoencoder")
+@cli_command
+def train_autoencoder(
+    out: Out,
+    encoder_out: Annotated[Path, typer.Option("--encoder-out", help="The e4e encoder file to write (.safetensors).")],
+    init: Annotated[Path | None, typer.Option("--init", help="Start the synthesis from this generator checkpoint.")] = None,
+    ae_steps: Annotated[int, typer.Option("--ae-steps", min=0, help="Autoencoder steps.")] = 1500,
+    ae_batch: Annotated[int, typer.Option("--ae-batch", min=1, help="Renders per autoencoder step.")] = 16,
+    map_steps: Annotated[int, typer.Option("--map-steps", min=0, help="Mapping regression steps.")] = 600,
+    map_batch: Annotated[int, typer.Option("--map-batch", min=1, help="Latents per mapping step.")] = 64,
+    seed: Seed = 0,
+    checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 50, resume: Resume = True,
+) -> None:
+    """Train the demo generator and its e4e encoder: a W-space autoencoder, then the mapping by regression."""
+    from cfs_cli.progress import progress_bars
+    from cfs_core.nets.e4e import save_e4e_native
+    from cfs_core.stylegan2.io import save_native
+    from cfs_core.training.autoencode import AutoencodeOptions, train_generator_and_encoder
+
+    check_out(out)
+    check_out(encoder_out)
+    opts = AutoencodeOptions(init=str(init) if init else None, ae_steps=ae_steps, ae_batch=ae_batch, map_steps=map_steps,
+                             map_batch=map_batch, seed=seed, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
+                             checkpoint_every=checkpoint_every, resume=resume)
+    with progress_bars() as progress:
+        g, e4e, report = train_generator_and_encoder(opts, progress)
+    meta = {"training": json.dumps(report, default=str)}
+    save_native(out, g, extra_metadata=meta)
+    save_e4e_native(encoder_out, e4e, extra_metadata=meta)
+    wrote(out, "generator", report)
+    wrote(encoder_out, "encoder", report)
 
 
 # ---------------------------------------------------------------------------------- evaluation

@@ -285,9 +285,13 @@ class E4E(nn.Module):
         return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
     def invert(self, images: torch.Tensor) -> torch.Tensor:
-        """``[B, 3, H, W]`` in [-1, 1] → W+ ``[B, L, D]`` = ``encoder(resize(x)) + latent_avg``."""
+        """``[B, 3, H, W]`` in [-1, 1] → W+ ``[B, L, D]`` = ``encoder(resize(x)) + latent_avg``. With
+        ``opts["w_code"]`` (the cfs demo encoder, trained as an autoencoder in W) the code is the
+        mean of the slots, repeated: a W code written as W+."""
         param = next(self.encoder.parameters())
         codes = self.encoder(self.resize(images.to(device=param.device, dtype=param.dtype)))
+        if self.opts.get("w_code"):  # cfs demo encoders: one w per image (the slots' mean), repeated
+            codes = codes.mean(dim=1, keepdim=True).expand_as(codes)
         return codes if self.latent_avg is None else codes + self.latent_avg.unsqueeze(0)
 
     forward = invert

@@ -116,6 +116,7 @@ class GeneratorOptions:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 100
     resume: bool = True
+    until: int | None = None  # stop after this step (the schedule stays the one of ``steps``)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def config(self) -> GeneratorConfig:
@@ -129,7 +130,7 @@ class GeneratorOptions:
 
     def signature(self) -> str:
         d = asdict(self)
-        for k in ("checkpoint_dir", "checkpoint_every", "resume", "extra"):
+        for k in ("checkpoint_dir", "checkpoint_every", "resume", "until", "extra"):
             d.pop(k)
         return json.dumps({"component": "generator", **d}, sort_keys=True)
 
@@ -182,7 +183,8 @@ def train_generator(opts: GeneratorOptions, progress: ProgressCallback = _ignore
     optimizer.step = scaled_step  # type: ignore[method-assign]
     result = run_loop(g, optimizer, lambda k: latent_batch(k, opts.batch, opts.style_dim, opts.size, opts.seed),  # type: ignore[arg-type,return-value]
                       regression_loss, opts.steps, opts.lr, opts.signature(), opts.checkpoint_dir,
-                      opts.checkpoint_every, opts.resume, warmup=min(100, opts.steps // 10), progress=progress)
+                      opts.checkpoint_every, opts.resume, warmup=min(100, opts.steps // 10), progress=progress,
+                      until=opts.until)
     g.eval().requires_grad_(False)
     with torch.no_grad():
         g.latent_avg = g.mean_latent(4096, seed=opts.seed).reshape(-1)

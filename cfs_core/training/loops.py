@@ -102,8 +102,10 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 def run_loop(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Callable[[int], Batch], loss_fn: LossFn,
              steps: int, lr: float, signature: str, checkpoint_dir: str | Path | None = None,
              checkpoint_every: int = 100, resume: bool = True, warmup: int = 0,
-             progress: ProgressCallback = _ignore, stage: str = "train") -> LoopResult:
-    """Train ``model`` to ``steps`` steps (module docstring); resumes from ``checkpoint_dir``."""
+             progress: ProgressCallback = _ignore, stage: str = "train", until: int | None = None) -> LoopResult:
+    """Train ``model`` to ``steps`` steps (module docstring); resumes from ``checkpoint_dir``.
+    ``until`` stops early after that step (the schedule is still the one of ``steps``): a run can
+    be cut into pieces, or an intermediate state reproduced, with a checkpoint at the cut."""
     if steps < 0:
         raise InputError(f"steps must be >= 0, got {steps}")
     if checkpoint_every < 1:
@@ -114,8 +116,9 @@ def run_loop(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Callab
         step, losses = load_checkpoint(ckpt, model, optimizer, signature)
     resumed_from = step
     model.train()
+    stop = steps if until is None else min(steps, until)
     try:
-        while step < steps:
+        while step < stop:
             batch = batches(step)
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(lr, step, steps, warmup)
@@ -125,7 +128,7 @@ def run_loop(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Callab
             optimizer.step()
             step += 1
             losses.append(float(loss.detach()))
-            if ckpt is not None and (step % checkpoint_every == 0 or step == steps):
+            if ckpt is not None and (step % checkpoint_every == 0 or step in (steps, stop)):
                 save_checkpoint(ckpt, model, optimizer, step, losses, signature)
             progress(ProgressEvent(stage, step, steps, values={"loss": losses[-1]}))
     except KeyboardInterrupt:

@@ -57,3 +57,32 @@ def test_identity_and_encoder_train_and_eval(cfs: Cfs, tmp_path: Path, fixtures_
     assert E4E.from_file(enc).n_latent == load_generator(gen).generator.n_latent
     result = cfs("demo", "eval", "encoder", enc, "--generator", gen, "--identity", ident, "--n", "2", "--json")
     assert result.exit_code == 0 and "identity_similarity" in json.loads(result.stdout), result.output
+
+
+def test_generator_until_stops_early_and_resumes_to_the_same_end(cfs: Cfs, tmp_path: Path) -> None:
+    common = ["--steps", "4", "--batch", "2", "--size", "32", "--style-dim", "32", "--n-mlp", "2", "--channels",
+              "16,16,8,8", "--checkpoint-every", "10"]
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    assert cfs("demo", "train", "generator", "--out", a, *common, "--checkpoint-dir", tmp_path / "ca").exit_code == 0
+    part = cfs("demo", "train", "generator", "--out", b, *common, "--until", "2", "--checkpoint-dir", tmp_path / "cb")
+    assert part.exit_code == 0 and "steps=2" in part.output, part.output
+    rest = cfs("demo", "train", "generator", "--out", b, *common, "--checkpoint-dir", tmp_path / "cb")
+    assert rest.exit_code == 0 and "resumed_from=2" in rest.output, rest.output
+    ga, gb = load_generator(a).generator.state_dict(), load_generator(b).generator.state_dict()
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+
+
+def test_autoencoder_trains_generator_and_encoder(cfs: Cfs, tmp_path: Path) -> None:
+    from cfs_core.training.autoencode import AutoencodeOptions, train_generator_and_encoder
+    from cfs_core.training.generator import GeneratorOptions
+
+    go = GeneratorOptions(size=32, style_dim=32, n_mlp=2, channels=(16, 16, 8, 8))
+    opts = AutoencodeOptions(generator=go, ae_steps=2, ae_batch=2, map_steps=2, map_batch=4, input_size=32,
+                             widths=(8, 8, 16, 16), checkpoint_dir=str(tmp_path / "ck"))
+    g, e4e, report = train_generator_and_encoder(opts)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    w = e4e.invert(x)
+    assert w.shape == (2, g.n_latent, 32) and torch.equal(w[:, 0], w[:, -1])  # one w per image
+    assert g.latent_avg is not None and report["images_seen"] == 2 * 2 + 2 * 4
+    again, _, _ = train_generator_and_encoder(opts)  # both stages resume from their finished checkpoints
+    assert all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), again.state_dict().values()))

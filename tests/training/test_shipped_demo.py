@@ -37,3 +37,58 @@ def test_shipped_parser_parses_held_out_faces() -> None:
     result = evaluate_parser(parser, n=24, size=128, batch=24)
     card = json.loads((DEMO / "parser.json").read_text())
     assert result["mean_iou"] >= card["evaluation"]["bar"] - 0.05  # 24 faces: a little below the n=500 figure is noise
+
+
+def _card(name: str) -> dict:
+    return json.loads((DEMO / f"{name}.json").read_text())
+
+
+def _shipped(name: str) -> bool:
+    return (DEMO / f"{name}.safetensors").is_file()
+
+
+@pytest.mark.skipif(not _shipped("generator") or not _shipped("evaluator"), reason="not shipped")
+def test_shipped_generator_draws_the_faces_its_latents_name() -> None:
+    from cfs_core.nets.evaluator import Evaluator
+    from cfs_core.stylegan2 import load_generator
+    from cfs_core.training.generator import evaluate_generator
+
+    g = load_generator(DEMO / "generator.safetensors").generator
+    figures = evaluate_generator(g, Evaluator.from_file(DEMO / "evaluator.safetensors"), n=24, batch=24)
+    card = _card("generator")["evaluation"]
+    assert figures["mean_agreement"] >= card["mean_agreement"] - 0.1  # 24 faces vs the card's 500
+    assert figures["l1"] <= card["l1"] + 0.05
+
+
+@pytest.mark.skipif(not _shipped("clip"), reason="not shipped")
+def test_shipped_clip_reads_attributes_in_every_style() -> None:
+    from cfs_core.clip import ClipModel
+    from cfs_core.training.clip import evaluate_clip
+
+    clip = ClipModel.from_file(DEMO / "clip.safetensors")
+    figures = evaluate_clip(clip, n=16, batch=16)
+    card = _card("clip")["evaluation"]
+    assert figures["mean_attribute_accuracy"] >= card["mean_attribute_accuracy"] - 0.1
+    red, blue = clip.encode_text(["a photo of a person with long red hair", "a photo of a person with long blue hair"])
+    assert float(red @ blue) < 0.999  # the colour word matters
+
+
+@pytest.mark.skipif(not _shipped("identity"), reason="not shipped")
+def test_shipped_identity_net_separates_identities() -> None:
+    from cfs_core.nets.identity import IdentityNet
+    from cfs_core.training.identity import evaluate_identity
+
+    figures = evaluate_identity(IdentityNet.from_file(DEMO / "identity.safetensors"), n_identities=16, variants=3, size=64)
+    assert figures["auc"] >= _card("identity")["evaluation"]["auc"] - 0.1
+
+
+@pytest.mark.skipif(not _shipped("encoder") or not _shipped("generator"), reason="not shipped")
+def test_shipped_encoder_inverts_held_out_photos() -> None:
+    from cfs_core.nets.e4e import E4E
+    from cfs_core.stylegan2 import load_generator
+    from cfs_core.training.encoder import evaluate_encoder
+
+    g = load_generator(DEMO / "generator.safetensors").generator
+    figures = evaluate_encoder(E4E.from_file(DEMO / "encoder.safetensors"), g, n=8, batch=8, samples=0)
+    assert figures["l1"] < figures["baseline_l1"]  # better than the mean face
+    assert figures["l1"] <= _card("encoder")["evaluation"]["l1"] + 0.05
