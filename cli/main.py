@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cfs_cli import bench, demo, edit, generate, models, plugins_cmd, train, world
+from cfs_cli import bench, compare, demo, edit, generate, models, plugins_cmd, train, world
 from cfs_cli._common import STATE, err_console, fail
 from cfs_registry.plugins import PluginHost
 
@@ -53,6 +53,7 @@ def make_app(host: PluginHost | None = None) -> typer.Typer:
         STATE.quiet = quiet
 
     edit.register(app, host)
+    compare.register(app, host)
     generate.register(app)
     app.add_typer(models.app, name="models")
     app.add_typer(world.app, name="world")
