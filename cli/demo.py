@@ -206,8 +206,9 @@ def train_autoencoder(
     init: Annotated[Path | None, typer.Option("--init", help="Start the synthesis from this generator checkpoint.")] = None,
     ae_steps: Annotated[int, typer.Option("--ae-steps", min=0, help="Autoencoder steps.")] = 1500,
     ae_batch: Annotated[int, typer.Option("--ae-batch", min=1, help="Renders per autoencoder step.")] = 16,
-    map_steps: Annotated[int, typer.Option("--map-steps", min=0, help="Mapping regression steps.")] = 600,
-    map_batch: Annotated[int, typer.Option("--map-batch", min=1, help="Latents per mapping step.")] = 64,
+    map_pairs: Annotated[int, typer.Option("--map-pairs", min=16, help="Renders the additive code model is fitted on.")] = 4096,
+    map_steps: Annotated[int, typer.Option("--map-steps", min=0, help="Mapping regression steps.")] = 10000,
+    map_batch: Annotated[int, typer.Option("--map-batch", min=1, help="Latents per mapping step.")] = 512,
     seed: Seed = 0,
     checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 50, resume: Resume = True,
 ) -> None:
@@ -220,7 +221,7 @@ def train_autoencoder(
     check_out(out)
     check_out(encoder_out)
     opts = AutoencodeOptions(init=str(init) if init else None, ae_steps=ae_steps, ae_batch=ae_batch, map_steps=map_steps,
-                             map_batch=map_batch, seed=seed, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
+                             map_pairs=map_pairs, map_batch=map_batch, seed=seed, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
                              checkpoint_every=checkpoint_every, resume=resume)
     with progress_bars() as progress:
         g, e4e, report = train_generator_and_encoder(opts, progress)

@@ -150,7 +150,7 @@ def test_latent_input_and_sweep(edit: Callable[..., Result], tmp_path: Path) -> 
     out = tmp_path / "out"
     result = edit("--method", "shift", "--input", tmp_path / "codes.safetensors", "--sketch", _sketch(tmp_path),
                   "--sweep", "0,1", "--out", out, models=False)
-    assert result.exit_code == 2 and "no generator model" in result.stderr  # the demo pack ships no generator yet
+    assert result.exit_code == 2 and "do not fit this generator (W+ is [B, 12, 128])" in result.stderr  # the demo pack's
     result = edit("--method", "shift", "--input", tmp_path / "codes.safetensors", "--sketch", _sketch(tmp_path),
                   "--sweep", "0,1", "--out", out)
     assert result.exit_code == 0, result.output

@@ -95,7 +95,7 @@ def test_train_without_latents_gets_an_empty_batch(run: Callable[..., Result]) -
         (["trainable", "--sketch", "x.png"], "accepts only: clipart, text (got sketch)"),
         (["trainable", "--text", "a", "-o", "stepz=1"], "unknown option 'stepz'"),
         (["trainable", "--text", "a", "--generator", "missing.pt"], "--generator missing.pt: no such file"),
-        (["trainable", "--text", "a"], "no generator model: model set 'demo' is not yet available"),
+        (["trainable", "--text", "a", "--models", "nope"], "unknown model set 'nope'"),
         (["trainable", "--text", "a", "--generator", TINY_G, "--latents", "w.txt"], "w.txt: no such file"),
     ],
 )
@@ -111,24 +111,28 @@ def test_session_loads_roles_lazily_and_describes_them(tmp_path: Path, monkeypat
     assert session._loaded == {}
     assert session.describe()["generator"] == {"file": str(TINY_G)}
     res = session.resources()
-    assert res.available() == ["parser"]  # the demo set is being built: only its parser ships so far
+    assert sorted(res.available()) == ["clip", "encoder", "identity", "parser"]  # the demo pack's, loaded on demand
+    assert session._loaded == {}
     assert session.generator() is session.generator()
+    assert session.describe()["clip"]["model"] == "packaged:demo/clip.safetensors"
     from cfs_core.errors import InputError
 
-    with pytest.raises(InputError, match="no clip model: model set 'demo' is not yet available .*--clip FILE"):
-        session.load("clip")
     with pytest.raises(InputError, match="unknown role"):
         ModelSession.open(files={"colour": TINY_G})
 
 
-def test_a_set_being_built_offers_the_roles_it_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_session_is_the_demo_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CFS_MODEL_DIR", str(tmp_path))
-    session = ModelSession.open()  # the demo set: its parser is shipped, the rest not yet
-    assert "parser" in session.resources().available()
-    assert session.problems.keys() >= {"generator", "clip", "identity", "encoder"}
-    from cfs_core.nets.protocols import FaceParser
+    session = ModelSession.open()
+    assert session.name == "demo" and session.problems == {}
+    assert session.artifact_dirs and session.artifact_dirs[0].name == "artifacts"
+    from cfs_core.nets.protocols import ClipEncoder, FaceParser, IdentityEncoder
 
-    assert isinstance(session.load("parser"), FaceParser)
+    assert isinstance(session.load("parser"), FaceParser) and isinstance(session.load("clip"), ClipEncoder)
+    assert isinstance(session.load("identity"), IdentityEncoder)
+    g = session.generator()
+    assert (g.size, g.style_dim, g.n_latent) == (128, 128, 12)
+    assert session.load("encoder").n_latent == g.n_latent
 
 
 def test_a_model_set_s_method_defaults_sit_under_the_user_s_options() -> None:

@@ -77,12 +77,31 @@ def test_autoencoder_trains_generator_and_encoder(cfs: Cfs, tmp_path: Path) -> N
     from cfs_core.training.generator import GeneratorOptions
 
     go = GeneratorOptions(size=32, style_dim=32, n_mlp=2, channels=(16, 16, 8, 8))
-    opts = AutoencodeOptions(generator=go, ae_steps=2, ae_batch=2, map_steps=2, map_batch=4, input_size=32,
+    opts = AutoencodeOptions(generator=go, ae_steps=2, ae_batch=2, map_pairs=16, map_steps=2, map_batch=4, input_size=32,
                              widths=(8, 8, 16, 16), checkpoint_dir=str(tmp_path / "ck"))
     g, e4e, report = train_generator_and_encoder(opts)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     w = e4e.invert(x)
     assert w.shape == (2, g.n_latent, 32) and torch.equal(w[:, 0], w[:, -1])  # one w per image
-    assert g.latent_avg is not None and report["images_seen"] == 2 * 2 + 2 * 4
+    assert g.latent_avg is not None and report["images_seen"] == 2 * 2 + 16
+    assert -1.0 <= report["additive_r2"] <= 1.0
     again, _, _ = train_generator_and_encoder(opts)  # both stages resume from their finished checkpoints
     assert all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), again.state_dict().values()))
+
+
+def test_additive_features_name_the_same_faces_as_params_from_z() -> None:
+    from cfs_core.training.autoencode import additive_features
+    from cfs_core.training.generator import params_from_z
+    from cfs_core.world import SPECS
+
+    z = torch.randn(64, 32, generator=torch.Generator().manual_seed(0))
+    x = additive_features(z)
+    col = 1
+    for name, spec in SPECS.items():
+        if spec.choices:
+            picked = x[:, col:col + len(spec.choices)].argmax(1)
+            assert [spec.choices[int(i)] for i in picked] == [getattr(p, name) for p in params_from_z(z)], name
+            col += len(spec.choices)
+        else:
+            col += 1
+    assert col == x.shape[1] and torch.equal(x[:, 0], torch.ones(64))

@@ -122,14 +122,24 @@ def test_shipped_sets_are_valid(zoo: Zoo) -> None:
                                                  "unet-celebamask-19.clipfaceshop"]
 
 
-def test_demo_set_is_cleanly_not_yet_available(zoo: Zoo) -> None:
-    with pytest.raises(InputError, match="model set 'demo' is not yet available: the demo pack"):
-        modelsets.resolve_model_set("demo", zoo)
-    resolved = modelsets.resolve_model_set("demo", zoo, require=False)
-    shipped = {role for role, r in resolved.roles.items() if r.available}
-    assert resolved.status == "not-yet-available" and len(resolved.missing) == 5 - len(shipped)
-    assert shipped <= {"generator", "encoder", "clip", "identity", "parser"}
+def test_demo_set_is_the_shipped_pack(zoo: Zoo) -> None:
+    resolved = modelsets.resolve_model_set("demo", zoo)  # every role packaged with cfs: nothing to pull
+    assert resolved.status == "available" and not resolved.missing
+    assert all(r.model.startswith("packaged:demo/") for r in resolved.roles.values())
     assert resolved.roles["clip"].loader == modelsets.LOADERS["clip-native"]
+    demo = modelsets.get_model_set("demo")
+    assert demo.artifact_dir() is not None and demo.artifact_dir().is_dir()
+    assert demo.method_defaults["global"]["n_images"] == 8
+
+
+def test_a_set_not_yet_available_says_why(tmp_path: Path, zoo: Zoo) -> None:
+    data = {"name": "later", "description": "d", "status": "not-yet-available", "status_note": "being built",
+            "roles": {r: {"packaged": "demo/parser.safetensors"} for r in modelsets.ROLES}}
+    (tmp_path / "later.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match="model set 'later' is not yet available: being built"):
+        modelsets.resolve_model_set("later", zoo, folder=tmp_path)
+    resolved = modelsets.resolve_model_set("later", zoo, require=False, folder=tmp_path)
+    assert resolved.status == "not-yet-available" and not resolved.missing
 
 
 @pytest.fixture

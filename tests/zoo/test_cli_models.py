@@ -152,7 +152,7 @@ def test_remove_a_card_file(cfs: Cfs, cache_dir: Path) -> None:
 
 def test_sets_listing(cfs: Cfs) -> None:
     rows = {r["name"]: r for r in json.loads(cfs("models", "sets", "--json").stdout)}
-    assert rows["demo"]["default"] and rows["demo"]["status"] == "not-yet-available"
+    assert rows["demo"]["default"] and rows["demo"]["status"] == "available"
     assert rows["ffhq-1024"]["roles"]["generator"]["model"] == G
     table = cfs("models", "sets")
     assert table.exit_code == 0 and "demo (default)" in table.stdout and "ffhq-1024" in table.stdout
