@@ -92,3 +92,20 @@ def test_shipped_encoder_inverts_held_out_photos() -> None:
     figures = evaluate_encoder(E4E.from_file(DEMO / "encoder.safetensors"), g, n=8, batch=8, samples=0)
     assert figures["l1"] < figures["baseline_l1"]  # better than the mean face
     assert figures["l1"] <= _card("encoder")["evaluation"]["l1"] + 0.05
+
+
+def test_shipped_global_direction_statistics_need_no_warm_up(tmp_path: Path) -> None:
+    from cfs_plugins.global_directions.method import GlobalDirections
+    from cfs_registry.plugins import PluginHost
+    from cfs_registry.session import ModelSession
+
+    session = ModelSession.open("demo")
+    ctx = session.context(PluginHost(), cache_dir=tmp_path)  # an empty user cache: only the shipped files
+    options = session.options_for(GlobalDirections, {})
+    assert options.n_images == 8  # the demo set's default for this small generator
+    method = GlobalDirections()
+    mean, std, info = method.stats(ctx, options)
+    assert info["source"] == "cache" and Path(info["path"]).is_relative_to(DEMO / "artifacts")
+    fs3, info = method.relevance(ctx, options, ctx.resources.get("clip"), mean, std)
+    assert info["source"] == "cache" and Path(info["path"]).is_relative_to(DEMO / "artifacts")
+    assert fs3.shape[0] == info["rows"] and not list(tmp_path.iterdir())  # nothing computed, nothing written
