@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import torch
-from safetensors.torch import load_file
 from typer.testing import CliRunner, Result
 
 from cfs_cli.main import make_app
@@ -29,8 +28,8 @@ from cfs_core.training.data import COLOR_ATTRIBUTES, face_seed
 from cfs_core.world import FaceParams, sample_params
 from cfs_registry import bench_suite as bs
 from cfs_registry import session as session_module
-from cfs_registry.modelsets import ROLES
 from cfs_registry.plugins import PluginHost
+from cli_helpers import use_fake_roles  # type: ignore[import-not-found]
 
 FIX = Path(__file__).parent.parent / "fixtures"
 TINY_G = FIX / "stylegan2" / "ros_converted_tiny.pt"
@@ -97,28 +96,14 @@ class Plugin:
 FAKES: dict[str, Callable[[], Any]] = {"clip": FakeClip, "identity": FakeIdentity}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def files(tmp_path_factory: pytest.TempPathFactory, encoder_file: Path) -> dict[str, Path]:
     """The tiny encoder and a tiny random evaluator (16 px, one stage)."""
-    from cfs_core.nets.e4e import E4E, Encoder4Editing, infer_e4e_config, save_e4e_native
 
     folder = tmp_path_factory.mktemp("bench-nets")
-    sd = load_file(FIX / "e4e" / "tiny_e4e_weights.safetensors")
-    enc = Encoder4Editing(infer_e4e_config(sd))
-    enc.load_state_dict(sd)
-    latent_avg = load_file(FIX / "e4e" / "tiny_e4e_fixture.safetensors")["in.latent_avg"]
-    encoder = save_e4e_native(folder / "encoder.safetensors", E4E(enc, latent_avg))
     torch.manual_seed(3)
     evaluator = Evaluator(EvaluatorConfig(size=16, widths=(4, 8))).eval().save(folder / "evaluator.safetensors")
-    return {"encoder": encoder, "evaluator": evaluator}
+    return {"encoder": encoder_file, "evaluator": evaluator}
 
 
 @pytest.fixture
@@ -126,20 +111,7 @@ def bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, files: dict[str, Path
     """``bench(*args, roles=("clip", "identity"), encoder=True, evaluator=True)``: run ``cfs bench suite``."""
     monkeypatch.setenv("CFS_MODEL_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("CFS_ARTIFACT_DIR", str(tmp_path / "artifacts"))
-    real_load, real_open = session_module._load_file, session_module.ModelSession.open.__func__
-
-    def load(role: str, path: Path, device: str) -> Any:
-        return FAKES[role]() if role in FAKES else real_load(role, path, device)
-
-    def only_given_files(cls: Any, models: Any = None, files: Any = None, device: str = "cpu") -> Any:
-        opened = real_open(cls, models, files, device)
-        for role in ROLES:
-            if role not in (files or {}):
-                opened.problems[role] = "not given in this test"
-        return opened
-
-    monkeypatch.setattr(session_module, "_load_file", load)
-    monkeypatch.setattr(session_module.ModelSession, "open", classmethod(only_given_files))
+    use_fake_roles(monkeypatch, FAKES)
     host = PluginHost()
     host.register(Plugin(), "test-plugin")
     app = make_app(host)

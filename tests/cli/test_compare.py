@@ -8,7 +8,7 @@ never depends on what the demo pack happens to ship.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 from typer.testing import CliRunner, Result
 
 from cfs_cli.main import make_app
@@ -24,11 +23,10 @@ from cfs_core import hookimpl
 from cfs_core.fakes import FakeClip, FakeIdentity, FakeParser
 from cfs_core.latentio import write_latents
 from cfs_core.methods import EditContext, EditingMethod, EditRequest, EditResult, MethodOptions
-from cfs_registry import session as session_module
 from cfs_registry.compare import PeakMemory
 from cfs_registry.compare_report import LABEL_H, PAD, grid_size, tile_size
-from cfs_registry.modelsets import ROLES
 from cfs_registry.plugins import PluginHost
+from cli_helpers import use_fake_roles  # type: ignore[import-not-found]
 
 FIX = Path(__file__).parent.parent / "fixtures"
 TINY_G = FIX / "stylegan2" / "ros_converted_tiny.pt"
@@ -84,23 +82,7 @@ class Plugin:
 FAKES: dict[str, Callable[[], Any]] = {"clip": FakeClip, "identity": FakeIdentity, "parser": FakeParser}
 
 
-@pytest.fixture(scope="module")
-def encoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cfs_core.nets.e4e import E4E, Encoder4Editing, infer_e4e_config, save_e4e_native
 
-    sd = load_file(FIX / "e4e" / "tiny_e4e_weights.safetensors")
-    enc = Encoder4Editing(infer_e4e_config(sd))
-    enc.load_state_dict(sd)
-    latent_avg = load_file(FIX / "e4e" / "tiny_e4e_fixture.safetensors")["in.latent_avg"]
-    return save_e4e_native(tmp_path_factory.mktemp("enc") / "encoder.safetensors", E4E(enc, latent_avg))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -119,20 +101,7 @@ def compare(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, encoder_file: Path)
     """``compare(*args, roles=("clip", "identity", "parser"), encoder=True)``: run ``cfs compare``."""
     monkeypatch.setenv("CFS_MODEL_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("CFS_ARTIFACT_DIR", str(tmp_path / "artifacts"))
-    real_load, real_open = session_module._load_file, session_module.ModelSession.open.__func__
-
-    def load(role: str, path: Path, device: str) -> Any:
-        return FAKES[role]() if role in FAKES else real_load(role, path, device)
-
-    def only_given_files(cls: Any, models: Any = None, files: Any = None, device: str = "cpu") -> Any:
-        opened = real_open(cls, models, files, device)
-        for role in ROLES:
-            if role not in (files or {}):
-                opened.problems[role] = "not given in this test"
-        return opened
-
-    monkeypatch.setattr(session_module, "_load_file", load)
-    monkeypatch.setattr(session_module.ModelSession, "open", classmethod(only_given_files))
+    use_fake_roles(monkeypatch, FAKES)
     host = PluginHost()
     host.register(Plugin(), "test-plugin")
     app = make_app(host)

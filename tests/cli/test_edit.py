@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -60,23 +60,7 @@ class Plugin:
         register(NoStrength)
 
 
-@pytest.fixture(scope="module")
-def encoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cfs_core.nets.e4e import E4E, Encoder4Editing, infer_e4e_config, save_e4e_native
 
-    sd = load_file(FIX / "e4e" / "tiny_e4e_weights.safetensors")
-    enc = Encoder4Editing(infer_e4e_config(sd))
-    enc.load_state_dict(sd)
-    latent_avg = load_file(FIX / "e4e" / "tiny_e4e_fixture.safetensors")["in.latent_avg"]
-    return save_e4e_native(tmp_path_factory.mktemp("enc") / "encoder.safetensors", E4E(enc, latent_avg))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
