@@ -3,7 +3,8 @@
 ``cfs demo train COMPONENT --out FILE …`` trains one component (seeded and resumable: a checkpoint
 is kept in ``--checkpoint-dir``); ``cfs demo eval COMPONENT FILE …`` prints its held-out figures
 (the model cards' numbers). Torch and the trainers are imported inside the command bodies, so
-``cfs --help`` stays fast. Components: evaluator, parser, generator, clip, identity, encoder.
+``cfs --help`` stays fast. Components: evaluator, parser, generator (then autoencoder and codes,
+the stages that produce the shipped generator + encoder pair), clip, identity, encoder.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import typer
 
 def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
     """Add the CLIP, identity and encoder commands to ``cfs demo train`` / ``cfs demo eval``."""
-    from cfs_cli._common import cli_command
+    from cfs_cli._common import cli_command, info
     from cfs_cli.demo import (
         AsJson,
         CheckpointDir,
@@ -90,6 +90,47 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
             e4e, report = train(g, opts, progress)
         save_e4e_native(out, e4e, extra_metadata={"training": json.dumps(report, default=str)})
         wrote(out, "encoder", report)
+
+    @train_app.command("codes")
+    @cli_command
+    def train_codes(
+        out: Out, generator: Gen,
+        encoder: Annotated[Path, typer.Option("--encoder", help="The encoder to start from (.safetensors).")],
+        encoder_out: Annotated[Path, typer.Option("--encoder-out", help="The e4e encoder file to write (.safetensors).")],
+        steps: Steps = 4000, batch: Batch = 16, seed: Seed = 0, lr: Lr = 2e-3,
+        map_steps: Annotated[int, typer.Option("--map-steps", min=0, help="Mapping regression steps.")] = 10000,
+        until: Annotated[int | None, typer.Option("--until", min=1, help="Stop after this step (schedule of --steps).")] = None,
+        checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 100, resume: Resume = True,
+    ) -> None:
+        """Fine-tune a generator + encoder pair on the additive codes its mapping draws, then refit the mapping.
+
+        Starts from `cfs demo train autoencoder`'s outputs; the shipped demo generator and encoder
+        come from this stage."""
+        from cfs_cli.progress import progress_bars
+        from cfs_core.nets.e4e import save_e4e_native
+        from cfs_core.stylegan2.io import save_native
+        from cfs_core.training.codes import CodeTrainOptions
+        from cfs_core.errors import InputError
+        from cfs_core.training.codes import train_codes as train
+
+        check_out(out)
+        check_out(encoder_out)
+        if until is not None and checkpoint_dir is None:
+            raise InputError("--until needs --checkpoint-dir (the state a later run resumes from)")
+        opts = CodeTrainOptions(generator=str(generator), encoder=str(encoder), steps=steps, batch=batch, lr=lr,
+                                map_steps=map_steps, seed=seed, checkpoint_dir=ckpt(checkpoint_dir),
+                                checkpoint_every=checkpoint_every, resume=resume, until=until)
+        with progress_bars() as progress:
+            g, e4e, report = train(opts, progress)
+        if report["code_steps"] < steps:
+            info(f"stopped after step {report['code_steps']} of {steps} (--until); nothing written to {out}: "
+                 f"run the command again to resume from {checkpoint_dir}")
+            return
+        meta = {"training": json.dumps(report, default=str)}
+        save_native(out, g, extra_metadata=meta)
+        save_e4e_native(encoder_out, e4e, extra_metadata=meta)
+        wrote(out, "generator", report)
+        wrote(encoder_out, "encoder", report)
 
     @train_app.command("identity")
     @cli_command

@@ -221,28 +221,36 @@ class _Mapping(nn.Module):
         return F.mse_loss(self.model.generator.style(batch.z), target)
 
 
-def train_mapping(model: Autoencoder, opts: AutoencodeOptions, progress: ProgressCallback = _ignore) -> dict[str, float]:
+def train_mapping(model: Autoencoder, opts: AutoencodeOptions, progress: ProgressCallback = _ignore,
+                  a: torch.Tensor | None = None) -> dict[str, float]:
     """Stage 2 (module docstring): only ``generator.style`` changes. Regressing the codes of
     rendered faces directly did not generalise (the held-out error stayed at the codes' variance
     after 600 steps), so the target is the additive model of :func:`fit_additive_codes`, which is
-    a closed-form function of ``z``: every step draws fresh latents at no rendering cost."""
+    a closed-form function of ``z``: every step draws fresh latents at no rendering cost. With ``a``
+    given, that model is used as it is (no fitting; ``additive_r2`` is reported as 1)."""
     from cfs_core.training.loops import run_loop
 
     model.eval().requires_grad_(False)
-    a, explained = fit_additive_codes(model, opts, progress)
+    signature = opts.signature("mapping")
+    if a is None:
+        a, explained = fit_additive_codes(model, opts, progress)
+    else:  # a given code model (the code stage's trained embedding): part of what the run depends on
+        import hashlib
+
+        explained = 1.0
+        signature += hashlib.sha256(a.detach().float().contiguous().numpy().tobytes()).hexdigest()
     mapping = model.generator.style.requires_grad_(True)
     wrapper = _Mapping(model, a)
     lr_scale = 1.0 / model.generator.config.lr_mlp  # the mapping's weights are stored / lr_mlp (equalised lr)
     optimizer = torch.optim.Adam(mapping.parameters(), lr=opts.map_lr * lr_scale, betas=(0.9, 0.99))
-    gen = opts.generator
 
     def batch(k: int) -> LatentOnly:
         g = torch.Generator().manual_seed((opts.seed * 1_000_003 + k) * 7 + 2)
-        return LatentOnly(torch.randn(opts.map_batch, gen.style_dim, generator=g))
+        return LatentOnly(torch.randn(opts.map_batch, model.generator.style_dim, generator=g))
 
     ckpt = f"{opts.checkpoint_dir}/mapping" if opts.checkpoint_dir else None
     result = run_loop(wrapper, optimizer, batch, lambda m, b: m(b), opts.map_steps, opts.map_lr * lr_scale,  # type: ignore[arg-type,return-value]
-                      opts.signature("mapping"), ckpt, opts.checkpoint_every, opts.resume,
+                      signature, ckpt, opts.checkpoint_every, opts.resume,
                       warmup=min(50, opts.map_steps // 10), progress=progress, stage="mapping")
     model.eval().requires_grad_(False)
     return {"additive_r2": round(explained, 4), "mapping_final_mse": round(result.final_loss, 5)}

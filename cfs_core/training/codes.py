@@ -1,0 +1,183 @@
+"""Demo generator, stage 3: the synthesis trained on the codes the mapping will produce.
+
+The autoencoder stage (:mod:`cfs_core.training.autoencode`) learns a code per face from the
+image, then the mapping regresses an *additive model* of those codes: ``w ≈ features(z) @ A``
+(one vector per attribute value and per continuous parameter). The synthesis never saw the
+additive codes during training, so its samples are blurred approximations of the autoencoder's
+reconstructions (evaluator agreement 0.36 on the first demo generator).
+
+This stage removes the gap. The code of a face *is* ``features(z) @ A`` with ``A`` a trainable
+embedding (started from the least-squares fit of the existing mapping's outputs, so step 0 draws
+exactly what the starting generator draws), and the synthesis is trained on it directly
+(L1 to the photo render at full and half resolution, constant noise). The e4e encoder is trained
+in the same steps by regression onto the same codes (MSE between the mean of its W+ slots and
+``features(z) @ A``, gradient stopped at the code), so it inverts the generator it ships with.
+Finally the mapping network regresses ``features(z) @ A`` on fresh latents
+(:func:`~cfs_core.training.autoencode.train_mapping` with the trained ``A``): ``G(z)`` then draws
+the face ``params_from_z(z)`` names, through the ordinary mapping → W → synthesis path.
+
+Both loops use :func:`~cfs_core.training.loops.run_loop` (seeded, resumable, checkpointed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cfs_core.errors import InputError
+from cfs_core.methods import ProgressCallback, ProgressEvent
+from cfs_core.nets.e4e import E4E, Encoder4Editing
+from cfs_core.stylegan2.generator import Generator
+from cfs_core.training.autoencode import AutoencodeOptions, RenderBatch, additive_features, render_batch, train_mapping
+
+
+def _ignore(event: ProgressEvent) -> None:
+    """Default progress sink."""
+
+
+@dataclass(frozen=True)
+class CodeTrainOptions:
+    """Settings of the code stage (the starting generator and encoder are files)."""
+
+    generator: str = ""  # generator .safetensors to start from (the autoencoder stage's output)
+    encoder: str = ""  # e4e .safetensors to start from (the autoencoder stage's encoder)
+    steps: int = 4500
+    batch: int = 16
+    lr: float = 2e-3
+    encoder_weight: float = 1.0
+    fit_latents: int = 16384  # latents the starting A is fitted on (mapping outputs, no rendering)
+    map_steps: int = 10000
+    map_batch: int = 512
+    map_lr: float = 2e-3
+    seed: int = 0
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 100
+    resume: bool = True
+    until: int | None = None
+
+    def signature(self, stage: str) -> str:
+        d = asdict(self)
+        for k in ("checkpoint_dir", "checkpoint_every", "resume", "until"):
+            d.pop(k)
+        if stage == "codes":
+            for k in ("map_steps", "map_batch", "map_lr"):
+                d.pop(k)
+        return json.dumps({"component": f"generator-{stage}", **d}, sort_keys=True)
+
+
+class CodeModel(nn.Module):
+    """Generator + encoder + the additive code embedding ``A`` ``[F, style_dim]``."""
+
+    def __init__(self, generator: Generator, encoder: Encoder4Editing, a: torch.Tensor) -> None:
+        super().__init__()
+        self.generator, self.encoder = generator, encoder
+        self.a = nn.Parameter(a.clone())
+
+    def codes(self, z: torch.Tensor) -> torch.Tensor:
+        """``[N, style_dim]`` W codes of the faces latents ``z`` name."""
+        return additive_features(z).to(self.a) @ self.a
+
+    def draw(self, w: torch.Tensor) -> torch.Tensor:
+        return self.generator.synthesis(self.generator.to_wplus(w), noise="const")
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        size = self.encoder.config.input_size
+        x = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return self.encoder(x).mean(dim=1)
+
+    def losses(self, batch: RenderBatch) -> dict[str, torch.Tensor]:
+        w = self.codes(batch.z)
+        out = self.draw(w)
+        l1 = (out - batch.images).abs().mean() + (F.avg_pool2d(out, 2) - F.avg_pool2d(batch.images, 2)).abs().mean()
+        enc = F.mse_loss(self.encode(batch.images), w.detach())
+        return {"l1": l1, "encoder": enc}
+
+
+def fit_embedding(g: Generator, n: int, seed: int) -> tuple[torch.Tensor, float]:
+    """Least-squares ``A`` with ``features(z) @ A ≈ g.style(z)`` on ``n`` latents (no rendering);
+    returns it and the share of the mapping outputs' variance it explains."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + 99)
+    z = torch.randn(n, g.style_dim, generator=gen)
+    with torch.no_grad():
+        w = torch.cat([g.style(z[i:i + 1024]) for i in range(0, n, 1024)]).double()
+    x = additive_features(z).double()
+    a = torch.linalg.solve(x.T @ x + 1e-3 * torch.eye(x.shape[1], dtype=torch.float64), x.T @ w)
+    explained = 1.0 - float(((x @ a - w) ** 2).mean() / w.var(0).mean())
+    return a.float(), explained
+
+
+def _load_start(opts: CodeTrainOptions) -> tuple[Generator, E4E]:
+    from cfs_core.nets.e4e import load_e4e
+    from cfs_core.stylegan2 import load_generator
+
+    if not opts.generator or not opts.encoder:
+        raise InputError("the code stage starts from a generator and an encoder file (the autoencoder stage's outputs)")
+    g = load_generator(opts.generator).generator.float()
+    e4e = load_e4e(opts.encoder)
+    if e4e.encoder.config.style_dim != g.style_dim or e4e.encoder.config.style_count != g.n_latent:
+        raise InputError(f"{opts.encoder}: the encoder does not match the generator's W+ shape")
+    return g, e4e
+
+
+def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) -> tuple[Generator, E4E, dict[str, Any]]:
+    """The code stage, then the mapping (module docstring); returns the generator
+    (``latent_avg`` set), the encoder and a report for the model cards."""
+    from cfs_core.training.loops import run_loop
+
+    start = time.perf_counter()
+    torch.manual_seed(opts.seed)
+    g, e4e = _load_start(opts)
+    a, explained = fit_embedding(g, opts.fit_latents, opts.seed)
+    model = CodeModel(g, e4e.encoder.float(), a).requires_grad_(True)
+    model.generator.style.requires_grad_(False)
+    params = [p for n, p in model.named_parameters() if not n.startswith("generator.style.")]
+    optimizer = torch.optim.Adam(params, lr=opts.lr, betas=(0.9, 0.99))
+    last: dict[str, float] = {}
+
+    def loss_fn(m: nn.Module, batch: RenderBatch) -> torch.Tensor:
+        parts = model.losses(batch)
+        last.update({k: float(v.detach()) for k, v in parts.items()})
+        return parts["l1"] + opts.encoder_weight * parts["encoder"]
+
+    def relay(event: ProgressEvent) -> None:
+        progress(ProgressEvent(event.stage, event.step, event.total, values={**event.values, **last}))
+
+    ckpt = f"{opts.checkpoint_dir}/codes" if opts.checkpoint_dir else None
+    result = run_loop(model, optimizer, lambda k: render_batch(k, opts.batch, g.style_dim, g.size, opts.seed, 3),  # type: ignore[arg-type,return-value]
+                      loss_fn, opts.steps, opts.lr, opts.signature("codes"), ckpt, opts.checkpoint_every, opts.resume,
+                      warmup=min(100, opts.steps // 10), progress=relay, stage="codes", until=opts.until)
+    report: dict[str, Any] = {"component": "generator+encoder", "stage": "codes",
+                              "options": json.loads(opts.signature("both")), "start_fit_r2": round(explained, 4),
+                              "code_steps": result.step, "code_final_loss": round(result.final_loss, 5),
+                              "code_images_seen": result.step * opts.batch}
+    if result.step < opts.steps:  # cut by --until: no mapping stage yet
+        report["wall_s"] = round(time.perf_counter() - start, 2)
+        return g.eval(), e4e, report
+    model.eval().requires_grad_(False)
+    trained_a = model.a.detach().clone()
+    map_opts = AutoencodeOptions(map_steps=opts.map_steps, map_batch=opts.map_batch, map_lr=opts.map_lr, seed=opts.seed,
+                                 checkpoint_dir=f"{opts.checkpoint_dir}/codes" if opts.checkpoint_dir else None,
+                                 checkpoint_every=opts.checkpoint_every, resume=opts.resume)
+    report.update(train_mapping(_Wrapped(model), map_opts, progress, a=trained_a))
+    g = model.generator.eval().requires_grad_(False)
+    with torch.no_grad():
+        g.latent_avg = g.mean_latent(4096, seed=opts.seed).reshape(-1)
+    meta = {**e4e.opts, "component": "encoder", "trained_by": "cfs_core.training.codes", "w_code": True}
+    out = E4E(model.encoder.eval().requires_grad_(False), None, None, meta)
+    report["wall_s"] = round(time.perf_counter() - start, 2)
+    return g, out, report
+
+
+class _Wrapped(nn.Module):
+    """What :func:`train_mapping` expects of a model: ``.generator`` (and ``encode`` when it fits ``A`` itself)."""
+
+    def __init__(self, model: CodeModel) -> None:
+        super().__init__()
+        self.generator = model.generator
+        self.encode = model.encode

@@ -1,0 +1,88 @@
+"""The demo generator's code stage (:mod:`cfs_core.training.codes`) on tiny models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import Result
+
+from cfs_core.checkpoints import torch_load_safe
+from cfs_core.nets.e4e import E4E, save_e4e_native
+from cfs_core.stylegan2 import load_generator
+from cfs_core.stylegan2.io import save_native
+from cfs_core.training.autoencode import AutoencodeOptions, additive_features, train_generator_and_encoder
+from cfs_core.training.codes import CodeModel, CodeTrainOptions, fit_embedding, train_codes
+from cfs_core.training.generator import GeneratorOptions
+
+Cfs = Callable[..., Result]
+
+
+@pytest.fixture(scope="module")
+def start(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny generator + encoder pair from two autoencoder steps."""
+    folder = tmp_path_factory.mktemp("codes-start")
+    go = GeneratorOptions(size=32, style_dim=32, n_mlp=2, channels=(16, 16, 8, 8))
+    opts = AutoencodeOptions(generator=go, ae_steps=2, ae_batch=2, map_pairs=16, map_steps=2, map_batch=4, input_size=32,
+                             widths=(8, 8, 16, 16))
+    g, e4e, _ = train_generator_and_encoder(opts)
+    save_native(folder / "g.safetensors", g)
+    save_e4e_native(folder / "e.safetensors", e4e)
+    return folder / "g.safetensors", folder / "e.safetensors"
+
+
+def test_fit_embedding_recovers_an_additive_mapping(start: tuple[Path, Path]) -> None:
+    g = load_generator(start[0]).generator
+    truth = torch.randn(additive_features(torch.randn(1, 32)).shape[1], 32, generator=torch.Generator().manual_seed(1))
+
+    class Additive(torch.nn.Module):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return additive_features(z) @ truth
+
+    g.style = Additive()  # type: ignore[assignment]
+    a, explained = fit_embedding(g, 2048, seed=0)
+    z = torch.randn(64, 32, generator=torch.Generator().manual_seed(9))  # one-hots sum to the constant: compare codes
+    assert explained > 0.999 and torch.allclose(additive_features(z) @ a, additive_features(z) @ truth, atol=1e-2)
+
+
+def test_step_zero_draws_what_the_start_generator_draws(start: tuple[Path, Path]) -> None:
+    g = load_generator(start[0]).generator
+    e4e = E4E.from_file(start[1])
+    z = torch.randn(256, 32, generator=torch.Generator().manual_seed(5))
+    a, explained = fit_embedding(g, 4096, seed=0)
+    model = CodeModel(g, e4e.encoder, a)
+    with torch.no_grad():
+        w = g.style(z)
+        residual = float(((model.codes(z) - w) ** 2).mean() / w.var(0).mean())
+    assert -1.0 <= explained <= 1.0 and residual == pytest.approx(1.0 - explained, abs=0.1)
+
+
+def test_code_stage_learns_resumes_and_ships_a_pair(start: tuple[Path, Path], tmp_path: Path) -> None:
+    opts = CodeTrainOptions(generator=str(start[0]), encoder=str(start[1]), steps=30, batch=4, lr=5e-3, fit_latents=512,
+                            map_steps=3, map_batch=8, checkpoint_dir=str(tmp_path / "ck"), checkpoint_every=10)
+    g, e4e, report = train_codes(opts)
+    losses = torch_load_safe(tmp_path / "ck" / "codes" / "checkpoint.pt")["losses"]
+    assert len(losses) == 30 and float(losses[-5:].mean()) < float(losses[:5].mean())
+    assert report["code_steps"] == 30 and report["code_images_seen"] == 120 and "mapping_final_mse" in report
+    assert g.latent_avg is not None and e4e.opts["w_code"] is True
+    w = e4e.invert(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert w.shape == (2, g.n_latent, 32) and torch.equal(w[:, 0], w[:, -1])
+    again, _, _ = train_codes(opts)  # both loops resume from their finished checkpoints
+    assert all(torch.equal(x, y) for x, y in zip(g.state_dict().values(), again.state_dict().values()))
+
+
+def test_cli_codes_until_writes_nothing_then_finishes(cfs: Cfs, start: tuple[Path, Path], tmp_path: Path) -> None:
+    out, enc = tmp_path / "g.safetensors", tmp_path / "e.safetensors"
+    common = ["--out", out, "--generator", start[0], "--encoder", start[1], "--encoder-out", enc, "--steps", "3",
+              "--batch", "2", "--map-steps", "2", "--checkpoint-dir", tmp_path / "ck"]
+    part = cfs("demo", "train", "codes", *common, "--until", "1")
+    assert part.exit_code == 0 and "stopped after step 1 of 3" in part.output, part.output
+    assert not out.exists() and not enc.exists()
+    rest = cfs("demo", "train", "codes", *common)
+    assert rest.exit_code == 0, rest.output
+    assert load_generator(out).generator.size == 32 and E4E.from_file(enc).n_latent == load_generator(out).generator.n_latent
+    bad = cfs("demo", "train", "codes", "--out", out, "--generator", start[0], "--encoder", start[1], "--encoder-out", enc,
+              "--until", "1")
+    assert bad.exit_code != 0 and "--until needs --checkpoint-dir" in bad.output
