@@ -1,0 +1,100 @@
+"""Edits on the shipped demo pack, read by the attribute evaluator and the identity net.
+
+The source is a world photo with short black hair, no glasses and no hat; each method is asked for
+the attributes below through ``cfs edit`` (the user's command, in-process), and the test reads the
+edited image with the demo evaluator (which no method uses) and compares identity embeddings of
+the edit and of the input's reconstruction. Fast methods run by default; the ones that train
+per guidance (the clipart adaptor, the mapper: one to two minutes each on one CPU thread) are marked
+``slow`` (``CFS_RUN_SLOW=1``). What they check is what the demo pack can draw today: hair colour
+from text and hair style from a clipart or sketch; glasses are not drawn reliably by the demo
+generator yet (evaluator agreement 0.33 on its samples), so they are not asserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import Result
+
+DEMO = Path(str(resources.files("cfs_registry").joinpath("demo")))
+SHIPPED = all((DEMO / f"{n}.safetensors").is_file() for n in ("generator", "encoder", "clip", "identity", "evaluator"))
+pytestmark = pytest.mark.skipif(not SHIPPED, reason="the demo pack is not shipped")
+
+Cfs = Callable[..., Result]
+SOURCE = "hair=short,hair_color=black,glasses=none,hat=none,background=grey,facial_hair=none"
+SAME_IDENTITY = 0.5  # identity cosine; held-out same-identity pairs average 0.80, different ones 0.02 (identity.json)
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from cfs_core.world import parse_attrs, render, sample_params
+
+    folder = tmp_path_factory.mktemp("demo-edits")
+    out = {}
+    for name, attrs, style in (("face", SOURCE, "photo"),
+                               ("clipart", "hair=long,hair_color=red,glasses=round,hat=none", "clipart"),
+                               ("sketch", "hair=long,glasses=round,hat=none", "sketch")):
+        params = sample_params(3 if name == "face" else 7, **parse_attrs(attrs))
+        Image.fromarray(render(params, style=style, size=128, seed=3)).save(folder / f"{name}.png")
+        out[name] = folder / f"{name}.png"
+    return out
+
+
+def _image(path: Path) -> torch.Tensor:
+    a = np.asarray(Image.open(path).convert("RGB").resize((128, 128), Image.Resampling.BILINEAR), dtype=np.float32)
+    return torch.from_numpy(a).permute(2, 0, 1)[None] / 127.5 - 1.0
+
+
+def edit(cfs: Cfs, pictures: dict[str, Path], out: Path, *args: object) -> dict[str, object]:
+    """Run ``cfs edit`` on the source face; the evaluator's reading of edit and reconstruction, and identity."""
+    from cfs_core.nets.evaluator import Evaluator
+    from cfs_core.nets.identity import IdentityNet, identity_similarity
+
+    result = cfs("edit", "--input", pictures["face"], "--out", out, "--seed", "0", *args)
+    assert result.exit_code == 0, result.output
+    edited, recon = _image(out / "face" / "edited.png"), _image(out / "face" / "reconstruction.png")
+    ev = Evaluator.from_file(DEMO / "evaluator.safetensors")
+    ident = IdentityNet.from_file(DEMO / "identity.safetensors")
+    with torch.no_grad():
+        sim = float(identity_similarity(ident.embed(edited), ident.embed(recon)))
+    return {"edited": {k: v[0] for k, v in ev.predict(edited).items()},
+            "reconstruction": {k: v[0] for k, v in ev.predict(recon).items()}, "identity": sim}
+
+
+def test_the_source_reads_as_asked(pictures: dict[str, Path]) -> None:
+    from cfs_core.nets.evaluator import Evaluator
+
+    read = {k: v[0] for k, v in Evaluator.from_file(DEMO / "evaluator.safetensors").predict(_image(pictures["face"])).items()}
+    assert (read["hair_color"], read["glasses"], read["hat"]) == ("black", "none", "none")
+
+
+RED_HAIR = "a photo of a person with red hair"
+CASES = [  # (id, cfs edit arguments, what the evaluator must read in the edit)
+    pytest.param("latent-opt", ["--method", "latent-opt", "--text", RED_HAIR, "-o", "steps=60"], {"hair_color": "red"}, id="latent-opt-text"),
+    # β 0.08: at the default 0.15 the demo pack's direction for this prompt moves hair style, not colour (brown, bald)
+    pytest.param("global", ["--method", "global", "--text", RED_HAIR, "-o", "beta=0.08"], {"hair_color": "red"},
+                 id="global-text"),
+    pytest.param("mapper", ["--method", "mapper", "--text", RED_HAIR], {"hair_color": "red"}, id="mapper-text",
+                 marks=pytest.mark.slow),
+    pytest.param("clipart", ["--method", "clipart", "--clipart", "{clipart}"], {"hair": "long"}, id="clipart",
+                 marks=pytest.mark.slow),
+    pytest.param("clipart", ["--method", "clipart", "--sketch", "{sketch}"], {"hair": "long"}, id="sketch",
+                 marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize(("method", "args", "expected"), CASES)
+def test_edit_changes_what_was_asked_and_keeps_identity(cfs: Cfs, pictures: dict[str, Path], tmp_path: Path,
+                                                         method: str, args: list[str], expected: dict[str, str]) -> None:
+    args = [a.format(**{k: str(v) for k, v in pictures.items()}) for a in args]
+    read = edit(cfs, pictures, tmp_path / method, *args)
+    for attribute, value in expected.items():
+        assert read["reconstruction"][attribute] != value, read  # the change is the edit's, not the inversion's
+        assert read["edited"][attribute] == value, read
+    assert read["identity"] >= SAME_IDENTITY, read
