@@ -82,6 +82,13 @@ class AutoencodeOptions:
         return json.dumps({"component": f"generator-{stage}", **d}, sort_keys=True, default=str)
 
 
+def encode_w(encoder: Encoder4Editing, images: torch.Tensor) -> torch.Tensor:
+    """``[B, D]`` W codes of images: the mean of the encoder's W+ slots (input resized to its size)."""
+    size = encoder.config.input_size
+    x = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return encoder(x).mean(dim=1)
+
+
 class Autoencoder(nn.Module):
     """Encoder + generator; ``encode`` gives one ``w`` per image."""
 
@@ -90,9 +97,7 @@ class Autoencoder(nn.Module):
         self.encoder, self.generator = encoder, generator
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        size = self.encoder.config.input_size
-        x = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return self.encoder(x).mean(dim=1)  # [B, D]: the W code
+        return encode_w(self.encoder, images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         w = self.encode(images)

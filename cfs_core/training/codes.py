@@ -34,7 +34,14 @@ from cfs_core.errors import InputError
 from cfs_core.methods import ProgressCallback, ProgressEvent
 from cfs_core.nets.e4e import E4E, Encoder4Editing
 from cfs_core.stylegan2.generator import Generator
-from cfs_core.training.autoencode import AutoencodeOptions, RenderBatch, additive_features, render_batch, train_mapping
+from cfs_core.training.autoencode import (
+    AutoencodeOptions,
+    RenderBatch,
+    additive_features,
+    encode_w,
+    render_batch,
+    train_mapping,
+)
 
 
 def _ignore(event: ProgressEvent) -> None:
@@ -87,9 +94,7 @@ class CodeModel(nn.Module):
         return self.generator.synthesis(self.generator.to_wplus(w), noise="const")
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        size = self.encoder.config.input_size
-        x = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return self.encoder(x).mean(dim=1)
+        return encode_w(self.encoder, images)
 
     def losses(self, batch: RenderBatch) -> dict[str, torch.Tensor]:
         w = self.codes(batch.z)
@@ -175,9 +180,8 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
 
 
 class _Wrapped(nn.Module):
-    """What :func:`train_mapping` expects of a model: ``.generator`` (and ``encode`` when it fits ``A`` itself)."""
+    """What :func:`train_mapping` reads of a model when ``A`` is given: ``.generator``."""
 
     def __init__(self, model: CodeModel) -> None:
         super().__init__()
         self.generator = model.generator
-        self.encode = model.encode
