@@ -9,12 +9,18 @@ reconstructions (evaluator agreement 0.36 on the first demo generator).
 This stage removes the gap. The code of a face *is* ``features(z) @ A`` with ``A`` a trainable
 embedding (started from the least-squares fit of the existing mapping's outputs, so step 0 draws
 exactly what the starting generator draws), and the synthesis is trained on it directly
-(L1 to the photo render at full and half resolution, constant noise). The e4e encoder is trained
+(L1 to the photo render at full and half resolution, constant noise; ``detail_weight`` > 1
+weights the pixels of the small parts — glasses, eyes, brows, mouth, earrings — by the world's
+label map, which would otherwise be a few per cent of the loss). The e4e encoder is trained
 in the same steps by regression onto the same codes (MSE between the mean of its W+ slots and
 ``features(z) @ A``, gradient stopped at the code), so it inverts the generator it ships with.
 Finally the mapping network regresses ``features(z) @ A`` on fresh latents
 (:func:`~cfs_core.training.autoencode.train_mapping` with the trained ``A``): ``G(z)`` then draws
-the face ``params_from_z(z)`` names, through the ordinary mapping → W → synthesis path.
+the face ``params_from_z(z)`` names, through the ordinary mapping → W → synthesis path. By
+default the regression is also scored in the additive model's coordinates (``map_space``
+"features": in W the directions of glasses, eyes or earrings are a few per cent of the variance,
+and a plain W regression left them — and cloth colour — at chance), after redrawing the input
+columns the previous mapping had let collapse (``map_revive``).
 
 Both loops use :func:`~cfs_core.training.loops.run_loop` (seeded, resumable, checkpointed).
 """
@@ -40,8 +46,34 @@ from cfs_core.training.autoencode import (
     additive_features,
     encode_w,
     render_batch,
+    revive_inputs,
     train_mapping,
 )
+
+
+DETAIL_PARTS: tuple[str, ...] = ("eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip", "ear_r")
+"""World label classes that carry attributes in a few pixels (glasses, eyes, brows, mouth, earrings)."""
+
+
+def weighted_l1(out: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """L1 at full and half resolution; ``weights`` ``[N, H, W]`` (or None: uniform) are normalised
+    to mean 1 per level, so the loss keeps the plain L1's scale."""
+    total = out.new_zeros(())
+    for level in range(2):
+        if level:
+            out, target = F.avg_pool2d(out, 2), F.avg_pool2d(target, 2)
+            weights = None if weights is None else F.avg_pool2d(weights.unsqueeze(1), 2).squeeze(1)
+        diff = (out - target).abs()
+        total = total + (diff.mean() if weights is None else (diff * weights.unsqueeze(1)).mean() / weights.mean())
+    return total
+
+
+def detail_weights(labels: torch.Tensor, weight: float) -> torch.Tensor:
+    """``[N, H, W]`` map: ``weight`` on :data:`DETAIL_PARTS` pixels, 1 elsewhere."""
+    from cfs_core.world import LABEL_NAMES
+
+    ids = torch.tensor([LABEL_NAMES.index(n) for n in DETAIL_PARTS])
+    return 1.0 + (weight - 1.0) * torch.isin(labels, ids).float()
 
 
 def _ignore(event: ProgressEvent) -> None:
@@ -58,22 +90,29 @@ class CodeTrainOptions:
     batch: int = 16
     lr: float = 2e-3
     encoder_weight: float = 1.0
+    detail_weight: float = 8.0  # L1 weight of the small parts (DETAIL_PARTS) relative to the rest
     fit_latents: int = 16384  # latents the starting A is fitted on (mapping outputs, no rendering)
-    map_steps: int = 15000
+    map_steps: int = 30000
     map_batch: int = 512
-    map_lr: float = 0.1  # the codes are step functions of z: 2e-3 left 27 % of their variance unexplained
+    map_lr: float = 0.01  # the codes are step functions of z: 2e-3 left 27 % of their variance unexplained
+    map_space: str = "features"  # see AutoencodeOptions.map_space: in W the small parts were lost
+    map_revive: bool = True  # redraw collapsed input columns of the mapping first (autoencode.revive_inputs)
     seed: int = 0
     checkpoint_dir: str | None = None
     checkpoint_every: int = 100
     resume: bool = True
     until: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.map_space not in ("w", "features"):
+            raise InputError(f"map_space must be 'w' or 'features', got {self.map_space!r}")
+
     def signature(self, stage: str) -> str:
         d = asdict(self)
         for k in ("checkpoint_dir", "checkpoint_every", "resume", "until"):
             d.pop(k)
         if stage == "codes":
-            for k in ("map_steps", "map_batch", "map_lr"):
+            for k in ("map_steps", "map_batch", "map_lr", "map_space", "map_revive"):
                 d.pop(k)
         return json.dumps({"component": f"generator-{stage}", **d}, sort_keys=True)
 
@@ -96,10 +135,11 @@ class CodeModel(nn.Module):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return encode_w(self.encoder, images)
 
-    def losses(self, batch: RenderBatch) -> dict[str, torch.Tensor]:
+    def losses(self, batch: RenderBatch, detail_weight: float = 1.0) -> dict[str, torch.Tensor]:
         w = self.codes(batch.z)
         out = self.draw(w)
-        l1 = (out - batch.images).abs().mean() + (F.avg_pool2d(out, 2) - F.avg_pool2d(batch.images, 2)).abs().mean()
+        weights = None if batch.labels is None or detail_weight == 1.0 else detail_weights(batch.labels, detail_weight)
+        l1 = weighted_l1(out, batch.images, weights)
         enc = F.mse_loss(self.encode(batch.images), w.detach())
         return {"l1": l1, "encoder": enc}
 
@@ -146,7 +186,7 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
     last: dict[str, float] = {}
 
     def loss_fn(m: nn.Module, batch: RenderBatch) -> torch.Tensor:
-        parts = model.losses(batch)
+        parts = model.losses(batch, opts.detail_weight)
         last.update({k: float(v.detach()) for k, v in parts.items()})
         return parts["l1"] + opts.encoder_weight * parts["encoder"]
 
@@ -154,7 +194,12 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
         progress(ProgressEvent(event.stage, event.step, event.total, values={**event.values, **last}))
 
     ckpt = f"{opts.checkpoint_dir}/codes" if opts.checkpoint_dir else None
-    result = run_loop(model, optimizer, lambda k: render_batch(k, opts.batch, g.style_dim, g.size, opts.seed, 3),  # type: ignore[arg-type,return-value]
+    labels = opts.detail_weight != 1.0  # the label maps are only needed to weight the small parts
+
+    def batch(k: int) -> RenderBatch:
+        return render_batch(k, opts.batch, g.style_dim, g.size, opts.seed, 3, labels)
+
+    result = run_loop(model, optimizer, batch,  # type: ignore[arg-type]
                       loss_fn, opts.steps, opts.lr, opts.signature("codes"), ckpt, opts.checkpoint_every, opts.resume,
                       warmup=min(100, opts.steps // 10), progress=relay, stage="codes", until=opts.until)
     report: dict[str, Any] = {"component": "generator+encoder", "stage": "codes",
@@ -166,9 +211,14 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
         return g.eval(), e4e, report
     model.eval().requires_grad_(False)
     trained_a = model.a.detach().clone()
-    map_opts = AutoencodeOptions(map_steps=opts.map_steps, map_batch=opts.map_batch, map_lr=opts.map_lr, seed=opts.seed,
+    map_opts = AutoencodeOptions(map_steps=opts.map_steps, map_batch=opts.map_batch, map_lr=opts.map_lr,
+                                 map_space=opts.map_space, seed=opts.seed,
                                  checkpoint_dir=f"{opts.checkpoint_dir}/codes" if opts.checkpoint_dir else None,
                                  checkpoint_every=opts.checkpoint_every, resume=opts.resume)
+    if opts.map_revive:
+        from cfs_core.training.generator import PARAM_NAMES
+
+        report["map_revived_inputs"] = revive_inputs(model.generator, len(PARAM_NAMES), seed=opts.seed)
     report.update(train_mapping(_Wrapped(model), map_opts, progress, a=trained_a))
     g = model.generator.eval().requires_grad_(False)
     with torch.no_grad():

@@ -35,7 +35,7 @@ from cfs_core.errors import InputError
 from cfs_core.methods import ProgressCallback, ProgressEvent
 from cfs_core.stylegan2.config import GeneratorConfig
 from cfs_core.stylegan2.generator import Generator
-from cfs_core.world import SPECS, FaceParams, build_scene, render_scene
+from cfs_core.world import SPECS, FaceParams, build_scene
 
 PARAM_NAMES: tuple[str, ...] = tuple(SPECS)
 RENDER_SEED = 0  # the photo texture pattern is the same for every face (a function of the params only)
@@ -87,16 +87,33 @@ def params_from_z(z: torch.Tensor) -> list[FaceParams]:
 
 def render_targets(params: Sequence[FaceParams], size: int) -> torch.Tensor:
     """Photo renders ``[N, 3, size, size]`` in [-1, 1] (rendered at >= 64 px, box-downsampled)."""
+    return render_targets_and_labels(params, size, labels=False)[0]
+
+
+def render_targets_and_labels(params: Sequence[FaceParams], size: int,
+                              labels: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Photo renders as :func:`render_targets` and, with ``labels``, their ``[N, size, size]``
+    label maps (:data:`~cfs_core.world.LABEL_NAMES` ids; computed once per scene, shared with
+    the photo renderer)."""
     from PIL import Image
 
-    out = []
+    from cfs_core.world import photo
+    from cfs_core.world.styles import scene_labels
+
+    out, maps = [], []
+    render_size = max(size, 64)
     for p in params:
-        img = render_scene(build_scene(p), "photo", max(size, 64), RENDER_SEED)
+        scene = build_scene(p)
+        lab = scene_labels(scene, render_size)
+        img = photo.render_photo(scene, render_size, RENDER_SEED, lab)
         if img.shape[0] != size:
             img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BOX))
+            if labels:
+                lab = np.asarray(Image.fromarray(lab).resize((size, size), Image.Resampling.NEAREST))
         out.append(img)
+        maps.append(lab)
     arr = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float()
-    return arr.div(127.5).sub(1.0)
+    return arr.div(127.5).sub(1.0), (torch.from_numpy(np.stack(maps)).long() if labels else None)
 
 
 @dataclass(frozen=True)
