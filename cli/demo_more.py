@@ -104,6 +104,8 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
                                                 "weighs alike) or 'w' (MSE of the codes only).")] = "features",
         map_revive: Annotated[bool, typer.Option("--map-revive/--no-map-revive", help="Redraw the mapping's collapsed "
                                                  "input columns before the refit.")] = True,
+        source: Annotated[str, typer.Option("--source", help="Codes the synthesis learns from: 'additive' (features(z) @ A, "
+                                            "then the mapping is refitted) or 'mapping' (the mapping's own outputs, kept).")] = "additive",
         detail_weight: Annotated[float, typer.Option("--detail-weight", min=1.0, help="L1 weight of the small parts "
                                                      "(glasses, eyes, brows, mouth, earrings).")] = 8.0,
         until: Annotated[int | None, typer.Option("--until", min=1, help="Stop after this step (schedule of --steps).")] = None,
@@ -125,7 +127,7 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         if until is not None and checkpoint_dir is None:
             raise InputError("--until needs --checkpoint-dir (the state a later run resumes from)")
         opts = CodeTrainOptions(generator=str(generator), encoder=str(encoder), steps=steps, batch=batch, lr=lr,
-                                map_steps=map_steps, map_lr=map_lr, map_space=map_space, map_revive=map_revive,
+                                map_steps=map_steps, map_lr=map_lr, map_space=map_space, map_revive=map_revive, source=source,
                                 detail_weight=detail_weight,
                                 seed=seed, checkpoint_dir=ckpt(checkpoint_dir),
                                 checkpoint_every=checkpoint_every, resume=resume, until=until)

@@ -97,6 +97,9 @@ class CodeTrainOptions:
     map_lr: float = 0.01  # the codes are step functions of z: 2e-3 left 27 % of their variance unexplained
     map_space: str = "features"  # see AutoencodeOptions.map_space: in W the small parts were lost
     map_revive: bool = True  # redraw collapsed input columns of the mapping first (autoencode.revive_inputs)
+    # "additive": the synthesis learns from features(z) @ A, then the mapping is refitted to A; "mapping": from
+    # what the (frozen) mapping outputs, so G(z) is trained exactly as it samples (no refit: the mapping stays)
+    source: str = "additive"
     seed: int = 0
     checkpoint_dir: str | None = None
     checkpoint_every: int = 100
@@ -106,6 +109,8 @@ class CodeTrainOptions:
     def __post_init__(self) -> None:
         if self.map_space not in ("w", "features"):
             raise InputError(f"map_space must be 'w' or 'features', got {self.map_space!r}")
+        if self.source not in ("additive", "mapping"):
+            raise InputError(f"source must be 'additive' or 'mapping', got {self.source!r}")
 
     def signature(self, stage: str) -> str:
         d = asdict(self)
@@ -114,19 +119,25 @@ class CodeTrainOptions:
         if stage == "codes":
             for k in ("map_steps", "map_batch", "map_lr", "map_space", "map_revive"):
                 d.pop(k)
+        if d["source"] == "additive":  # the default before the option existed: same runs, same signature
+            d.pop("source")
         return json.dumps({"component": f"generator-{stage}", **d}, sort_keys=True)
 
 
 class CodeModel(nn.Module):
     """Generator + encoder + the additive code embedding ``A`` ``[F, style_dim]``."""
 
-    def __init__(self, generator: Generator, encoder: Encoder4Editing, a: torch.Tensor) -> None:
+    def __init__(self, generator: Generator, encoder: Encoder4Editing, a: torch.Tensor, source: str = "additive") -> None:
         super().__init__()
-        self.generator, self.encoder = generator, encoder
+        self.generator, self.encoder, self.source = generator, encoder, source
         self.a = nn.Parameter(a.clone())
 
     def codes(self, z: torch.Tensor) -> torch.Tensor:
-        """``[N, style_dim]`` W codes of the faces latents ``z`` name."""
+        """``[N, style_dim]`` W codes of the faces latents ``z`` name (``source``: the additive
+        model, or the generator's own mapping, used as it is)."""
+        if self.source == "mapping":
+            with torch.no_grad():
+                return self.generator.style(z)
         return additive_features(z).to(self.a) @ self.a
 
     def draw(self, w: torch.Tensor) -> torch.Tensor:
@@ -178,10 +189,14 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
     start = time.perf_counter()
     torch.manual_seed(opts.seed)
     g, e4e = _load_start(opts)
-    a, explained = fit_embedding(g, opts.fit_latents, opts.seed)
-    model = CodeModel(g, e4e.encoder.float(), a).requires_grad_(True)
+    if opts.source == "mapping":  # no additive model: A is unused (and left out of the optimiser)
+        a, explained = torch.zeros(additive_features(torch.zeros(1, g.style_dim)).shape[1], g.style_dim), float("nan")
+    else:
+        a, explained = fit_embedding(g, opts.fit_latents, opts.seed)
+    model = CodeModel(g, e4e.encoder.float(), a, opts.source).requires_grad_(True)
     model.generator.style.requires_grad_(False)
-    params = [p for n, p in model.named_parameters() if not n.startswith("generator.style.")]
+    frozen = ("generator.style.", "a") if opts.source == "mapping" else ("generator.style.",)
+    params = [p for n, p in model.named_parameters() if not n.startswith(frozen)]
     optimizer = torch.optim.Adam(params, lr=opts.lr, betas=(0.9, 0.99))
     last: dict[str, float] = {}
 
@@ -210,6 +225,9 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
         report["wall_s"] = round(time.perf_counter() - start, 2)
         return g.eval(), e4e, report
     model.eval().requires_grad_(False)
+    if opts.source == "mapping":  # the mapping was used as it is: nothing to refit
+        report.pop("start_fit_r2")
+        return _finish(model, e4e, opts, report, start)
     trained_a = model.a.detach().clone()
     map_opts = AutoencodeOptions(map_steps=opts.map_steps, map_batch=opts.map_batch, map_lr=opts.map_lr,
                                  map_space=opts.map_space, seed=opts.seed,
@@ -220,6 +238,12 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
 
         report["map_revived_inputs"] = revive_inputs(model.generator, len(PARAM_NAMES), seed=opts.seed)
     report.update(train_mapping(_Wrapped(model), map_opts, progress, a=trained_a))
+    return _finish(model, e4e, opts, report, start)
+
+
+def _finish(model: CodeModel, e4e: E4E, opts: CodeTrainOptions, report: dict[str, Any],
+            start: float) -> tuple[Generator, E4E, dict[str, Any]]:
+    """The shipped pair: ``latent_avg`` of the final mapping, the encoder with the start's options."""
     g = model.generator.eval().requires_grad_(False)
     with torch.no_grad():
         g.latent_avg = g.mean_latent(4096, seed=opts.seed).reshape(-1)

@@ -10,6 +10,7 @@ import torch
 from typer.testing import Result
 
 from cfs_core.checkpoints import torch_load_safe
+from cfs_core.errors import InputError
 from cfs_core.nets.e4e import E4E, save_e4e_native
 from cfs_core.stylegan2 import load_generator
 from cfs_core.stylegan2.io import save_native
@@ -123,7 +124,6 @@ def test_detail_weights_and_the_weighted_l1() -> None:
 
 
 def test_mapping_loss_in_feature_space_weighs_small_parts_alike() -> None:
-    from cfs_core.errors import InputError
     from cfs_core.training.autoencode import LatentOnly, _Mapping, feature_decoder
 
     from cfs_core.training.generator import PARAM_NAMES
@@ -185,3 +185,16 @@ def test_revive_inputs_redraws_only_collapsed_columns(start: tuple[Path, Path]) 
     assert float(after[:, 3].norm()) == pytest.approx(median, rel=1e-5)
     assert torch.equal(torch.cat([after[:, :3], after[:, 4:]], 1), torch.cat([before[:, :3], before[:, 4:]], 1))
     assert revive_inputs(g, 10) == []  # nothing left to revive
+
+
+def test_code_stage_from_the_mapping_keeps_the_mapping(start: tuple[Path, Path]) -> None:
+    opts = CodeTrainOptions(generator=str(start[0]), encoder=str(start[1]), steps=4, batch=2, source="mapping",
+                            detail_weight=4.0)
+    g, _, report = train_codes(opts)
+    before = load_generator(start[0]).generator
+    assert all(torch.equal(x, y) for x, y in zip(before.style.state_dict().values(), g.style.state_dict().values()))
+    assert not torch.equal(before.conv1.conv.weight, g.conv1.conv.weight)  # the synthesis did learn
+    assert report["code_steps"] == 4 and "mapping_final_mse" not in report and "start_fit_r2" not in report
+    assert '"source": "mapping"' in opts.signature("codes") and "source" not in CodeTrainOptions().signature("codes")
+    with pytest.raises(InputError, match="source must be"):
+        CodeTrainOptions(source="renders")
