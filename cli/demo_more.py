@@ -98,12 +98,8 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         encoder: Annotated[Path, typer.Option("--encoder", help="The encoder to start from (.safetensors).")],
         encoder_out: Annotated[Path, typer.Option("--encoder-out", help="The e4e encoder file to write (.safetensors).")],
         steps: Steps = 4000, batch: Batch = 16, seed: Seed = 0, lr: Lr = 2e-3,
-        map_steps: Annotated[int, typer.Option("--map-steps", min=0, help="Mapping regression steps.")] = 30000,
-        map_lr: Annotated[float, typer.Option("--map-lr", help="Peak learning rate of the mapping regression.")] = 0.01,
-        map_space: Annotated[str, typer.Option("--map-space", help="Mapping loss: 'features' (every attribute value "
-                                                "weighs alike) or 'w' (MSE of the codes only).")] = "features",
-        map_revive: Annotated[bool, typer.Option("--map-revive/--no-map-revive", help="Redraw the mapping's collapsed "
-                                                 "input columns before the refit.")] = True,
+        map_steps: Annotated[int, typer.Option("--map-steps", min=0, help="Mapping regression steps.")] = 15000,
+        map_lr: Annotated[float, typer.Option("--map-lr", help="Peak learning rate of the mapping regression.")] = 0.03,
         source: Annotated[str, typer.Option("--source", help="Codes the synthesis learns from: 'additive' (features(z) @ A, "
                                             "then the mapping is refitted) or 'mapping' (the mapping's own outputs, kept).")] = "additive",
         detail_weight: Annotated[float, typer.Option("--detail-weight", min=1.0, help="L1 weight of the small parts "
@@ -127,7 +123,7 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         if until is not None and checkpoint_dir is None:
             raise InputError("--until needs --checkpoint-dir (the state a later run resumes from)")
         opts = CodeTrainOptions(generator=str(generator), encoder=str(encoder), steps=steps, batch=batch, lr=lr,
-                                map_steps=map_steps, map_lr=map_lr, map_space=map_space, map_revive=map_revive, source=source,
+                                map_steps=map_steps, map_lr=map_lr, source=source,
                                 detail_weight=detail_weight,
                                 seed=seed, checkpoint_dir=ckpt(checkpoint_dir),
                                 checkpoint_every=checkpoint_every, resume=resume, until=until)

@@ -56,9 +56,6 @@ class AutoencodeOptions:
     map_steps: int = 10000
     map_batch: int = 512
     map_lr: float = 2e-3
-    # "w": MSE of the codes; "features": plus the MSE of the error decoded into the additive model's coordinates
-    # (feature_decoder), which weighs every attribute value alike (in W the small parts are a few % of the variance)
-    map_space: str = "w"
     input_size: int = 64
     stem: int = 16
     widths: tuple[int, ...] = (16, 32, 64, 128)
@@ -67,10 +64,6 @@ class AutoencodeOptions:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 100
     resume: bool = True
-
-    def __post_init__(self) -> None:
-        if self.map_space not in ("w", "features"):
-            raise InputError(f"map_space must be 'w' or 'features', got {self.map_space!r}")
 
     def encoder_config(self, g: Generator) -> E4EConfig:
         return E4EConfig(stem=self.stem, widths=tuple(self.widths), units=tuple(self.units), se_reduction=8,
@@ -82,10 +75,8 @@ class AutoencodeOptions:
         for k in ("checkpoint_dir", "checkpoint_every", "resume"):
             d.pop(k)
         if stage == "autoencoder":
-            for k in ("map_pairs", "map_steps", "map_batch", "map_lr", "map_space"):
+            for k in ("map_pairs", "map_steps", "map_batch", "map_lr"):
                 d.pop(k)
-        if d.get("map_space") == "w":  # the default before the option existed: same runs, same signature
-            d.pop("map_space")
         for k in ("checkpoint_dir", "checkpoint_every", "resume", "until", "extra"):
             d["generator"].pop(k, None)
         return json.dumps({"component": f"generator-{stage}", **d}, sort_keys=True, default=str)
@@ -228,54 +219,14 @@ class LatentOnly:
 
 
 class _Mapping(nn.Module):
-    def __init__(self, model: Autoencoder, a: torch.Tensor, space: str = "w") -> None:
+    def __init__(self, model: Autoencoder, a: torch.Tensor) -> None:
         super().__init__()
-        if space not in ("w", "features"):
-            raise InputError(f"map_space must be 'w' or 'features', got {space!r}")
-        self.model, self.space = model, space
+        self.model = model
         self.register_buffer("a", a)
-        self.register_buffer("decoder", feature_decoder(a) if space == "features" else None)
 
     def forward(self, batch: LatentOnly) -> torch.Tensor:
-        x = additive_features(batch.z)
-        error = self.model.generator.style(batch.z) - x @ self.a
-        loss = error.pow(2).mean()
-        if self.decoder is not None:
-            loss = loss + (error @ self.decoder).pow(2).mean()
-        return loss
-
-
-def revive_inputs(generator: Generator, count: int, floor: float = 0.5, seed: int = 0) -> list[int]:
-    """Redraw the first mapping layer's weight columns of the first ``count`` latent coordinates
-    (the ones :func:`params_from_z` reads) whose norm fell under ``floor`` × their median: random
-    directions at the median norm. A refit that starts from a mapping which had learned to ignore
-    a coordinate (the demo generator's cloth colour: column norm 0.2 × the median after a refit in
-    W) does not recover it in 15,000 steps; with the column redrawn it does. Returns the indices."""
-    layer = next(m for m in generator.style if hasattr(m, "weight"))
-    with torch.no_grad():
-        norms = layer.weight[:, :count].norm(dim=0)
-        median = float(norms.median())
-        weak = [int(i) for i in torch.nonzero(norms < floor * median).flatten()]
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + 23)
-        for i in weak:
-            col = torch.randn(layer.weight.shape[0], generator=gen)
-            layer.weight[:, i] = col * (median / float(col.norm()))
-    return weak
-
-
-def feature_decoder(a: torch.Tensor, n: int = 16384, ridge: float = 1e-6, seed: int = 0) -> torch.Tensor:
-    """``[D, F]`` linear map from W to the additive model's features: ridge regression of
-    ``features(z)`` on the codes ``features(z) @ a`` over ``n`` latents. A W error times it is the
-    error per attribute value; directions the codes never take (the one-hot groups sum to the
-    constant, so ``a`` has more rows than the codes have degrees of freedom) map to 0 instead of
-    being amplified as ``pinv(a)`` would. ``ridge`` is relative to the codes' mean eigenvalue."""
-    z = torch.randn(n, a.shape[1], generator=torch.Generator().manual_seed(seed * 1_000_003 + 17))
-    x = additive_features(z).double()
-    x = x - x.mean(0)
-    c = x @ a.double()
-    gram = c.T @ c
-    lam = ridge * float(gram.diagonal().mean())
-    return torch.linalg.solve(gram + lam * torch.eye(len(gram), dtype=gram.dtype), c.T @ x).float()
+        target = additive_features(batch.z) @ self.a
+        return F.mse_loss(self.model.generator.style(batch.z), target)
 
 
 def train_mapping(model: Autoencoder, opts: AutoencodeOptions, progress: ProgressCallback = _ignore,
@@ -297,7 +248,7 @@ def train_mapping(model: Autoencoder, opts: AutoencodeOptions, progress: Progres
         explained = 1.0
         signature += hashlib.sha256(a.detach().float().contiguous().numpy().tobytes()).hexdigest()
     mapping = model.generator.style.requires_grad_(True)
-    wrapper = _Mapping(model, a, opts.map_space)
+    wrapper = _Mapping(model, a)
     lr_scale = 1.0 / model.generator.config.lr_mlp  # the mapping's weights are stored / lr_mlp (equalised lr)
     optimizer = torch.optim.Adam(mapping.parameters(), lr=opts.map_lr * lr_scale, betas=(0.9, 0.99))
 

@@ -87,8 +87,8 @@ def test_cli_codes_until_writes_nothing_then_finishes(cfs: Cfs, start: tuple[Pat
     bad = cfs("demo", "train", "codes", "--out", out, "--generator", start[0], "--encoder", start[1], "--encoder-out", enc,
               "--until", "1")
     assert bad.exit_code != 0 and "--until needs --checkpoint-dir" in bad.output
-    space = cfs("demo", "train", "codes", *common, "--map-space", "pixels")  # refused before any training
-    assert space.exit_code != 0 and "map_space must be 'w' or 'features'" in space.output
+    source = cfs("demo", "train", "codes", *common, "--source", "renders")  # refused before any training
+    assert source.exit_code != 0 and "source must be 'additive' or 'mapping'" in source.output
 
 
 def test_renders_and_labels_come_from_one_scene() -> None:
@@ -121,70 +121,6 @@ def test_detail_weights_and_the_weighted_l1() -> None:
     assert torch.equal(weighted_l1(out, target, torch.ones(1, 4, 4)), plain)
     # weights normalised to mean 1: the glasses quarter now carries 8 / (8 + 3) of the loss at both levels
     assert float(weighted_l1(out, target, weights)) == pytest.approx(2 * 8 / 11, rel=1e-6)
-
-
-def test_mapping_loss_in_feature_space_weighs_small_parts_alike() -> None:
-    from cfs_core.training.autoencode import LatentOnly, _Mapping, feature_decoder
-
-    from cfs_core.training.generator import PARAM_NAMES
-    from cfs_core.world import SPECS
-
-    z = torch.randn(256, 128, generator=torch.Generator().manual_seed(3))
-    x = additive_features(z)
-    a = torch.randn(x.shape[1], 128, generator=torch.Generator().manual_seed(4))
-    widths = [len(SPECS[n].choices) or 1 for n in PARAM_NAMES]
-    first = 1 + sum(widths[:PARAM_NAMES.index("glasses")])
-    glasses = slice(first, first + len(SPECS["glasses"].choices))
-    centre = a[glasses].mean(0)
-    a[glasses] = centre + 1e-2 * (a[glasses] - centre)  # glasses drawn by tiny directions in W (a few pixels)
-
-    class Fixed(torch.nn.Module):
-        def __init__(self, codes: torch.Tensor) -> None:
-            super().__init__()
-            self.codes = codes
-
-        def forward(self, _z: torch.Tensor) -> torch.Tensor:
-            return self.codes
-
-    def loss(codes: torch.Tensor, space: str) -> float:
-        model = torch.nn.Module()
-        model.generator = torch.nn.Module()
-        model.generator.style = Fixed(codes)
-        return float(_Mapping(model, a, space)(LatentOnly(z)))  # type: ignore[arg-type]
-
-    assert loss(x @ a, "w") == pytest.approx(0.0, abs=1e-9) and loss(x @ a, "features") == pytest.approx(0.0, abs=1e-9)
-    dropped = x.clone()
-    dropped[:, glasses] = x[:, glasses].mean(0)  # the mapping forgets the glasses: draws their average
-    share = float((x[:, glasses] - x[:, glasses].mean(0)).pow(2).sum(1).mean()) / x.shape[1]  # features' MSE
-    assert loss(dropped @ a, "w") < 0.02 * share and loss(dropped @ a, "features") == pytest.approx(share, rel=0.05)
-    # a W error along a direction the codes never vary in decodes to 0 (pinv(a) would count it: the one-hot
-    # groups sum to the constant, so a has more rows than the codes have degrees of freedom)
-    codes = (x - x.mean(0)) @ a
-    basis = torch.linalg.svd(codes, full_matrices=False).Vh[: int(torch.linalg.matrix_rank(codes))]
-    free = torch.linalg.svd(x - x.mean(0), full_matrices=True).Vh[-1] @ a  # in a's row space ...
-    free = free - (free @ basis.T) @ basis  # ... minus what the codes vary in
-    free = free / free.norm()
-    assert float((free @ feature_decoder(a)).norm()) < 1e-3 < 0.1 < float((free @ torch.linalg.pinv(a)).norm())
-    with pytest.raises(InputError, match="map_space"):
-        _Mapping(model=torch.nn.Module(), a=a, space="pixels")  # type: ignore[arg-type]
-    assert "map_space" not in AutoencodeOptions().signature("mapping")  # unchanged runs keep their checkpoints
-    assert '"map_space": "features"' in AutoencodeOptions(map_space="features").signature("mapping")
-
-
-def test_revive_inputs_redraws_only_collapsed_columns(start: tuple[Path, Path]) -> None:
-    from cfs_core.training.autoencode import revive_inputs
-
-    g = load_generator(start[0]).generator
-    layer = g.style[1]
-    with torch.no_grad():
-        layer.weight[:, 3] *= 0.01  # a coordinate the mapping learned to ignore
-    before = layer.weight.detach().clone()
-    median = float(before[:, :10].norm(dim=0).median())
-    assert revive_inputs(g, 10) == [3]
-    after = layer.weight.detach()
-    assert float(after[:, 3].norm()) == pytest.approx(median, rel=1e-5)
-    assert torch.equal(torch.cat([after[:, :3], after[:, 4:]], 1), torch.cat([before[:, :3], before[:, 4:]], 1))
-    assert revive_inputs(g, 10) == []  # nothing left to revive
 
 
 def test_code_stage_from_the_mapping_keeps_the_mapping(start: tuple[Path, Path]) -> None:
