@@ -55,7 +55,7 @@ from torch import nn
 from cfs_core.checkpoints import check_model_path, first_line, load_state_checked, read_safetensors, read_state_dict, \
     strip_module_prefix
 from cfs_core.errors import InputError, ModelLoadError
-from cfs_core.fileio import atomic_path, sha256_file
+from cfs_core.fileio import atomic_path, sha256_file, storage_half
 from cfs_core.guidance import Guidance, image_digest
 from cfs_core.nets.clip_preprocess import TEMPLATES, normalized_resize, reference_resize, size_pair
 from cfs_core.nets.protocols import unit
@@ -421,7 +421,7 @@ class ClipModel:
         tensors = {}
         for k, v in self.model.state_dict().items():
             v = v.detach().cpu()
-            tensors[k] = (v.half() if half and v.is_floating_point() else v).contiguous()
+            tensors[k] = (storage_half(v) if half else v).contiguous()
         meta = {str(k): str(v) for k, v in (extra_metadata or {}).items()}
         meta.update({"format": "pt", "format_name": NATIVE_FORMAT, "format_version": NATIVE_VERSION,
                      "config": json.dumps(self.config, sort_keys=True), "model_name": self.name,

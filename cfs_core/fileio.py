@@ -12,6 +12,10 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 _CHUNK = 1 << 20
 
@@ -63,3 +67,16 @@ def atomic_write_bytes(dest: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(dest: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``dest`` atomically."""
     atomic_write_bytes(dest, text.encode("utf-8"))
+
+
+def storage_half(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` as fp16 for storage when that is lossless in range: floating tensors whose
+    values fit fp16 (|x| <= 65504) become fp16; others (integers, and e.g. BatchNorm running
+    variances of 1.6e5 in the demo encoder, which would turn to inf) are kept as they are."""
+    import torch
+
+    if not tensor.is_floating_point() or tensor.dtype == torch.float16:
+        return tensor
+    if tensor.numel() and float(tensor.detach().abs().max()) > float(torch.finfo(torch.float16).max):
+        return tensor
+    return tensor.half()

@@ -104,6 +104,7 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
                                             "then the mapping is refitted) or 'mapping' (the mapping's own outputs, kept).")] = "additive",
         detail_weight: Annotated[float, typer.Option("--detail-weight", min=1.0, help="L1 weight of the small parts "
                                                      "(glasses, eyes, brows, mouth, earrings).")] = 8.0,
+        half: Annotated[bool, typer.Option("--half", help="Store the encoder fp16 (tensors out of fp16 range stay fp32).")] = False,
         until: Annotated[int | None, typer.Option("--until", min=1, help="Stop after this step (schedule of --steps).")] = None,
         checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 100, resume: Resume = True,
     ) -> None:
@@ -135,7 +136,7 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
             return
         meta = {"training": json.dumps(report, default=str)}
         save_native(out, g, extra_metadata=meta)
-        save_e4e_native(encoder_out, e4e, extra_metadata=meta)
+        save_e4e_native(encoder_out, e4e, extra_metadata=meta, half=half)
         wrote(out, "generator", report)
         wrote(encoder_out, "encoder", report)
 

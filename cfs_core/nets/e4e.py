@@ -40,7 +40,7 @@ from torch import nn
 
 from cfs_core.checkpoints import check_model_path, is_num_batches_tracked, load_state_checked, read_safetensors, tensor_dict, torch_load_safe
 from cfs_core.errors import InputError, ModelLoadError
-from cfs_core.fileio import atomic_path
+from cfs_core.fileio import atomic_path, storage_half
 from cfs_core.nets.irse import IRSE_WIDTHS, UNITS_BY_DEPTH, IRSEConfig, build_body, build_input_layer, infer_trunk
 from cfs_core.stylegan2 import Generator, GeneratorConfig, infer_generator_config
 from cfs_core.stylegan2.layers import EqualLinear
@@ -410,14 +410,18 @@ def load_e4e(path: str | os.PathLike[str], device: str | torch.device = "cpu", w
 
 def save_e4e_native(
     dest: str | os.PathLike[str], e4e: E4E, with_generator: bool = False, extra_metadata: Mapping[str, str] | None = None,
+    half: bool = False,
 ) -> Path:
-    """Write cfs' native e4e ``.safetensors``: ``encoder.*``, ``latent_avg`` [, ``decoder.*``], configs as JSON."""
+    """Write cfs' native e4e ``.safetensors``: ``encoder.*``, ``latent_avg`` [, ``decoder.*``], configs as JSON.
+    ``half`` stores the encoder's tensors fp16 where their range allows (:func:`~cfs_core.fileio.storage_half`)."""
     from safetensors.torch import save_file
 
     dest = Path(dest)
     if dest.suffix != ".safetensors":
         raise InputError(f"{dest}: native model files end in .safetensors")
     tensors = {f"encoder.{k}": v.detach().cpu().contiguous() for k, v in e4e.encoder.state_dict().items()}
+    if half:
+        tensors = {k: storage_half(v) for k, v in tensors.items()}
     meta = {"format": "pt", "format_name": NATIVE_FORMAT, "format_version": NATIVE_VERSION,
             "encoder_config": e4e.config.to_json(),
             "opts": json.dumps({k: v for k, v in e4e.opts.items() if isinstance(v, (str, int, float, bool, type(None)))})}

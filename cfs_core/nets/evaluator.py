@@ -28,7 +28,7 @@ from torch import nn
 
 from cfs_core.checkpoints import read_state_dict
 from cfs_core.errors import InputError, ModelLoadError
-from cfs_core.fileio import atomic_path
+from cfs_core.fileio import atomic_path, storage_half
 
 EVALUATOR = "evaluator"
 NATIVE_FORMAT = "cfs.evaluator"
@@ -132,7 +132,7 @@ class Evaluator(nn.Module):
         tensors = {}
         for k, v in self.state_dict().items():
             v = v.detach().cpu().contiguous()
-            tensors[k] = v.half() if half and v.is_floating_point() else v
+            tensors[k] = storage_half(v) if half else v
         meta = {"format": "pt", "format_name": NATIVE_FORMAT, "format_version": NATIVE_VERSION,
                 "config": self.config.to_json()}
         meta.update(extra_metadata or {})
