@@ -182,10 +182,12 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
     start = time.perf_counter()
     torch.manual_seed(opts.seed)
     g, e4e = _load_start(opts)
+    fit: dict[str, float] = {}
     if opts.source == "mapping":  # no additive model: A is unused (and left out of the optimiser)
-        a, explained = torch.zeros(additive_features(torch.zeros(1, g.style_dim)).shape[1], g.style_dim), float("nan")
+        a = torch.zeros(additive_features(torch.zeros(1, g.style_dim)).shape[1], g.style_dim)
     else:
         a, explained = fit_embedding(g, opts.fit_latents, opts.seed)
+        fit["start_fit_r2"] = round(explained, 4)
     model = CodeModel(g, e4e.encoder.float(), a, opts.source).requires_grad_(True)
     model.generator.style.requires_grad_(False)
     frozen = ("generator.style.", "a") if opts.source == "mapping" else ("generator.style.",)
@@ -211,7 +213,7 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
                       loss_fn, opts.steps, opts.lr, opts.signature("codes"), ckpt, opts.checkpoint_every, opts.resume,
                       warmup=min(100, opts.steps // 10), progress=relay, stage="codes", until=opts.until)
     report: dict[str, Any] = {"component": "generator+encoder", "stage": "codes",
-                              "options": json.loads(opts.signature("both")), "start_fit_r2": round(explained, 4),
+                              "options": json.loads(opts.signature("both")), **fit,
                               "code_steps": result.step, "code_final_loss": round(result.final_loss, 5),
                               "code_images_seen": result.step * opts.batch}
     if result.step < opts.steps:  # cut by --until: no mapping stage yet
@@ -219,11 +221,9 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
         return g.eval(), e4e, report
     model.eval().requires_grad_(False)
     if opts.source == "mapping":  # the mapping was used as it is: nothing to refit
-        report.pop("start_fit_r2")
         return _finish(model, e4e, opts, report, start)
     trained_a = model.a.detach().clone()
-    map_opts = AutoencodeOptions(map_steps=opts.map_steps, map_batch=opts.map_batch, map_lr=opts.map_lr,
-                                 seed=opts.seed,
+    map_opts = AutoencodeOptions(map_steps=opts.map_steps, map_batch=opts.map_batch, map_lr=opts.map_lr, seed=opts.seed,
                                  checkpoint_dir=f"{opts.checkpoint_dir}/codes" if opts.checkpoint_dir else None,
                                  checkpoint_every=opts.checkpoint_every, resume=opts.resume)
     report.update(train_mapping(_Wrapped(model), map_opts, progress, a=trained_a))

@@ -97,21 +97,17 @@ def render_targets_and_labels(params: Sequence[FaceParams], size: int,
     the photo renderer)."""
     from PIL import Image
 
-    from cfs_core.world import photo
-    from cfs_core.world.styles import scene_labels
+    from cfs_core.world.styles import render_photo_and_labels
 
     out, maps = [], []
-    render_size = max(size, 64)
     for p in params:
-        scene = build_scene(p)
-        lab = scene_labels(scene, render_size)
-        img = photo.render_photo(scene, render_size, RENDER_SEED, lab)
+        img, lab = render_photo_and_labels(build_scene(p), max(size, 64), RENDER_SEED)
         if img.shape[0] != size:
             img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BOX))
-            if labels:
-                lab = np.asarray(Image.fromarray(lab).resize((size, size), Image.Resampling.NEAREST))
+            lab = np.asarray(Image.fromarray(lab).resize((size, size), Image.Resampling.NEAREST)) if labels else lab
         out.append(img)
-        maps.append(lab)
+        if labels:
+            maps.append(lab)
     arr = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float()
     return arr.div(127.5).sub(1.0), (torch.from_numpy(np.stack(maps)).long() if labels else None)
 

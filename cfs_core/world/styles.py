@@ -66,12 +66,18 @@ def render_labels(params: FaceParams, size: int = 128) -> np.ndarray:
     return scene_labels(build_scene(params), check_size(size))
 
 
+def render_photo_and_labels(scene: Scene, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The photo render of a built scene and its label map, computed once for both."""
+    labels = scene_labels(scene, check_size(size))
+    return photo.render_photo(scene, size, seed, labels), labels
+
+
 def render_scene(scene: Scene, style: str, size: int, seed: int = 0) -> np.ndarray:
     """Render an already built scene in one style (see :func:`render`)."""
     check_style(style)
     check_size(size)
     if style == "photo":
-        return photo.render_photo(scene, size, seed, scene_labels(scene, size))
+        return render_photo_and_labels(scene, size, seed)[0]
     if style == "clipart":
         return _render_clipart(scene, size)
     return _render_sketch(scene, size, seed)
