@@ -47,21 +47,50 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache the rendered pool here.")] = None,
         workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Rendering processes.")] = 1,
         half: Annotated[bool, typer.Option("--half/--full", help="Store the weights as fp16.")] = True,
+        patch: Annotated[int, typer.Option("--patch", min=1, help="Vision patch size (pixels; divides 64).")] = 16,
+        vision_layers: Annotated[int, typer.Option("--vision-layers", min=1, help="Vision transformer layers.")] = 3,
         checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 100, resume: Resume = True,
     ) -> None:
         """Train the small open_clip model contrastively on photo, clipart and sketch renders + captions."""
         from cfs_cli.progress import progress_bars
-        from cfs_core.training.clip import ClipTrainOptions
+        from cfs_core.training.clip import ClipTrainOptions, demo_clip_config
         from cfs_core.training.clip import train_clip as train
 
         check_out(out)
         opts = ClipTrainOptions(steps=steps, batch=batch, seed=seed, lr=lr, pool=pool, warmup=warmup,
+                                config=demo_clip_config(patch, vision_layers),
                                 cache_dir=ckpt(cache_dir), workers=workers, checkpoint_dir=ckpt(checkpoint_dir),
                                 checkpoint_every=checkpoint_every, resume=resume)
         with progress_bars() as progress:
             clip, report = train(opts, progress)
         clip.save(out, {"training": json.dumps(report, default=str)}, half=half)
         wrote(out, "clip", report)
+
+    @train_app.command("clip-base")
+    @cli_command
+    def train_clip_base(
+        out: Out, clip: Annotated[Path, typer.Option("--clip", help="The demo CLIP (.safetensors).")],
+        n: Annotated[int, typer.Option("--n", min=1, help="World cliparts averaged.")] = 1000,
+        size: Annotated[int, typer.Option("--size", min=64, max=1024, help="Clipart side in pixels.")] = 128,
+        seed: Seed = 0,
+    ) -> None:
+        """ClipFaceShop's base-clipart embedding for a CLIP: the mean unit embedding of world cliparts."""
+        import time
+
+        from safetensors.torch import save_file
+
+        from cfs_core.clip import ClipModel
+        from cfs_core.fileio import atomic_path
+        from cfs_core.training.clip import clipart_base_embedding
+
+        check_out(out)
+        start = time.perf_counter()
+        vector = clipart_base_embedding(ClipModel.from_file(clip), n=n, seed=seed, size=size)
+        with atomic_path(out) as tmp:
+            save_file({"clip_base": vector.contiguous()}, str(tmp),
+                      metadata={"clip": clip.name, "n": str(n), "size": str(size), "seed": str(seed)})
+        info(f"wrote {out} (clip_base: {n} cliparts, norm {float(vector.norm()):.3f}, "
+             f"{time.perf_counter() - start:.1f} s)")
 
     @train_app.command("encoder")
     @cli_command

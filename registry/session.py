@@ -57,6 +57,7 @@ class ModelSession:
     problems: dict[str, str] = field(default_factory=dict)  # role -> why it is not available
     artifact_dirs: tuple[Path, ...] = ()  # the set's shipped artefacts (read-only cache fallback)
     method_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # method id -> option defaults
+    values: dict[str, Path] = field(default_factory=dict)  # resource name -> shipped tensor file (ValueSpec)
     _loaded: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +80,8 @@ class ModelSession:
             shipped = model_set.artifact_dir()
             session.artifact_dirs = (shipped,) if shipped is not None and shipped.is_dir() else ()
             session.method_defaults = {k: dict(v) for k, v in model_set.method_defaults.items()}
+            session.values = {name: spec.path() for name, spec in model_set.values.items()
+                              if spec.path().is_file() and not set(spec.depends_on) & set(files)}
             for role, entry in resolved.roles.items():
                 session.roles[role] = entry
                 if entry.available:
@@ -131,6 +134,8 @@ class ModelSession:
         for role in RESOURCE_ROLES:
             if role in self.roles and role not in self.problems:
                 res.provide(role, lambda r=role: self.load(r))
+        for name, path in self.values.items():
+            res.provide(name, lambda p=path: load_value(p, self.device))
         return res
 
     def context(
@@ -166,7 +171,23 @@ class ModelSession:
                 out[role] = {"file": str(entry)}
             elif entry is not None:
                 out[role] = {"model": entry.model, "file": str(entry.path)}
+        if self.values:
+            out["values"] = {name: str(path) for name, path in self.values.items()}
         return out
+
+
+def load_value(path: Path, device: str = "cpu") -> torch.Tensor:
+    """The one tensor of a model set's value file (:class:`~cfs_registry.modelsets.ValueSpec`)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path), device=device)
+    except (OSError, SafetensorError) as exc:
+        raise InputError(f"{path}: unreadable value file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if len(tensors) != 1:
+        raise InputError(f"{path}: a value file holds exactly one tensor, found {len(tensors)}")
+    return next(iter(tensors.values()))
 
 
 def _load_file(role: str, path: Path, device: str) -> Any:

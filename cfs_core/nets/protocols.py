@@ -104,3 +104,18 @@ class ImageEncoder(Protocol):
 def unit(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """L2-normalise along the last dim."""
     return x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
+
+
+@torch.no_grad()
+def mean_unit_image_embedding(clip: ClipEncoder, images: Sequence[np.ndarray], chunk: int = 64) -> torch.Tensor:
+    """The mean of the unit CLIP image embeddings of uint8 RGB ``images`` (CLIP's standard
+    preprocessing, :meth:`ClipEncoder.encode_images`), ``[D]`` float32 on the CPU, **not**
+    re-normalised — ClipFaceShop's base-clipart embedding when the images are plain cliparts."""
+    if not images:
+        raise ValueError("mean_unit_image_embedding: no images")
+    total: torch.Tensor | None = None
+    for start in range(0, len(images), chunk):
+        emb = unit(clip.encode_images(list(images[start:start + chunk])).float()).sum(0).cpu()
+        total = emb if total is None else total + emb
+    assert total is not None
+    return total / len(images)

@@ -44,7 +44,7 @@ from cfs_core.clip import ClipModel
 from cfs_core.errors import InputError
 from cfs_core.methods import ProgressCallback, ProgressEvent
 from cfs_core.nets.clip_preprocess import normalized_resize
-from cfs_core.nets.protocols import unit
+from cfs_core.nets.protocols import mean_unit_image_embedding, unit
 from cfs_core.training.data import (
     ATTRIBUTE_CHOICES,
     ATTRIBUTES,
@@ -54,6 +54,7 @@ from cfs_core.training.data import (
     attribute_targets,
     face_seed,
     make_batch,
+    render_item,
     step_indices,
 )
 from cfs_core.training.loops import run_loop
@@ -61,7 +62,7 @@ from cfs_core.world import FaceParams, captions, sample_params
 from cfs_core.world.captions import STYLE_PREFIXES, _join, _subject, article, describe
 
 __all__ = ["DEMO_CLIP_CONFIG", "CLIP_STYLES", "ClipBatch", "ClipBatchSource", "ClipTrainOptions", "build_clip",
-           "contrastive_loss", "encode_renders",
+           "contrastive_loss", "demo_clip_config", "encode_renders",
            "counterfactual_captions", "evaluate_clip", "full_caption", "hard_negative", "train_clip",
            "visible_attributes"]
 
@@ -75,6 +76,17 @@ DEMO_CLIP_CONFIG: dict[str, Any] = {
     "text_cfg": {"context_length": 56, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2},
 }
 MAX_LOGIT_SCALE = 100.0
+
+
+def demo_clip_config(patch: int = 16, vision_layers: int = 3) -> dict[str, Any]:
+    """:data:`DEMO_CLIP_CONFIG` with another vision patch size and depth (a fresh copy)."""
+    size = DEMO_CLIP_CONFIG["vision_cfg"]["image_size"]
+    if patch < 1 or size % patch or vision_layers < 1:
+        raise InputError(f"the patch size must divide the image side {size} and layers be >= 1, "
+                         f"got patch {patch}, layers {vision_layers}")
+    config = copy.deepcopy(DEMO_CLIP_CONFIG)
+    config["vision_cfg"].update(patch_size=patch, layers=vision_layers)
+    return config
 _NO_DECAY = ("logit_scale", "positional_embedding", "class_embedding", "token_embedding")
 
 
@@ -296,6 +308,18 @@ def train_clip(opts: ClipTrainOptions, progress: ProgressCallback = _ignore) -> 
               "wall_s": round(result.wall_s, 2), "resumed_from": result.resumed_from,
               "logit_scale": clip.logit_scale}
     return clip, report
+
+
+def clipart_base_embedding(clip: ClipModel, n: int = 1000, seed: int = 0, size: int = 128) -> torch.Tensor:
+    """ClipFaceShop's base-clipart embedding for this CLIP on the world: the mean unit image
+    embedding of ``n`` world cliparts (``val``-split faces, every attribute sampled, as the training pools render them), the
+    reference's ``u_fc`` procedure (the mean over 1666 plain clipart heads) with world cliparts in
+    place of the reference's set. ``[D]`` float32, not re-normalised; a model set ships it as its
+    ``clip_base`` value (:class:`~cfs_registry.modelsets.ValueSpec`)."""
+    if n < 1:
+        raise InputError(f"need at least one clipart, got n={n}")
+    spec = DataSpec(size=size, styles=("clipart",), split="val", seed=seed)
+    return mean_unit_image_embedding(clip, [render_item(spec, i).image for i in range(n)])
 
 
 # ---------------------------------------------------------------------------------- evaluation

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from cfs_core.errors import InputError
-from cfs_core.nets.protocols import CLIP, unit
+from cfs_core.nets.protocols import CLIP, mean_unit_image_embedding
 from cfs_core.artifacts import tensor_digest
 
 if TYPE_CHECKING:
@@ -50,12 +50,10 @@ def base_embedding_from_images(clip: ClipEncoder, images: Sequence[np.ndarray | 
 
     if not images:
         raise InputError("base embedding: no clipart images given")
-    total: torch.Tensor | None = None
-    for start in range(0, len(images), chunk):
+    total = torch.zeros(())
+    for start in range(0, len(images), chunk):  # read a chunk at a time: a clipart set may be large
         arrays = [im if isinstance(im, np.ndarray) else read_image(im) for im in images[start:start + chunk]]
-        emb = unit(clip.encode_images(arrays).float()).sum(0).cpu()
-        total = emb if total is None else total + emb
-    assert total is not None
+        total = total + mean_unit_image_embedding(clip, arrays, chunk) * len(arrays)
     return total / len(images)
 
 

@@ -55,6 +55,22 @@ class RoleSpec(BaseModel):
         return self
 
 
+class ValueSpec(BaseModel):
+    """A tensor shipped with a set for methods (e.g. ClipFaceShop's ``clip_base`` for the set's
+    CLIP): a packaged ``.safetensors`` file holding one tensor, offered as the resource of the same
+    name. ``depends_on`` names the roles it was computed from: replacing one of them by another
+    file (``--clip my.pt``) withdraws the value, since it would no longer match."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    packaged: str = Field(pattern=r"^[a-z0-9_-]+(/[A-Za-z0-9_.-]+)+$")
+    depends_on: tuple[Role, ...] = ()
+    description: str = ""
+
+    def path(self) -> Path:
+        return Path(str(resources.files("cfs_registry").joinpath(*self.packaged.split("/"))))
+
+
 class ModelSet(BaseModel):
     """A named combination of models, one per role."""
 
@@ -69,6 +85,8 @@ class ModelSet(BaseModel):
     artifacts: str | None = Field(default=None, pattern=r"^[a-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")
     # method id -> option defaults suited to these models (the user's -o key=value still wins)
     method_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # resource name -> a tensor shipped with the set (offered to methods like a role's model)
+    values: dict[str, ValueSpec] = Field(default_factory=dict)
 
     def artifact_dir(self) -> Path | None:
         """The shipped artefact folder, when the set names one."""
@@ -81,6 +99,9 @@ class ModelSet(BaseModel):
         missing = [r for r in ROLES if r not in self.roles]
         if missing:
             raise ValueError(f"missing roles: {', '.join(missing)}")
+        clash = sorted(set(self.values) & set(ROLES))
+        if clash:
+            raise ValueError(f"values may not be named like a role: {', '.join(clash)}")
         if self.status != "available" and not self.status_note:
             raise ValueError("a set that is not available needs a status_note saying why")
         return self

@@ -111,7 +111,7 @@ def test_session_loads_roles_lazily_and_describes_them(tmp_path: Path, monkeypat
     assert session._loaded == {}
     assert session.describe()["generator"] == {"file": str(TINY_G)}
     res = session.resources()
-    assert sorted(res.available()) == ["clip", "encoder", "identity", "parser"]  # the demo pack's, loaded on demand
+    assert sorted(res.available()) == ["clip", "clip_base", "encoder", "identity", "parser"]  # the demo pack's, on demand
     assert session._loaded == {}
     assert session.generator() is session.generator()
     assert session.describe()["clip"]["model"] == "packaged:demo/clip.safetensors"

@@ -39,6 +39,34 @@ def test_clip_train_and_eval(cfs: Cfs, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
     assert 0.0 <= figures["mean_attribute_accuracy"] <= 1.0 and set(figures["per_style"]) == {"photo", "clipart", "sketch"}
+    fine = tmp_path / "c8.safetensors"
+    result = cfs("demo", "train", "clip", "--out", fine, "--steps", "0", "--pool", "1", "--patch", "8", "--vision-layers", "1")
+    assert result.exit_code == 0, result.output
+    vision = ClipModel.from_file(fine).model.visual
+    assert vision.conv1.kernel_size == (8, 8) and len(vision.transformer.resblocks) == 1
+    result = cfs("demo", "train", "clip", "--out", fine, "--patch", "10")
+    assert result.exit_code == 2 and "must divide the image side 64" in result.output
+
+
+def test_clip_base_is_the_mean_unit_embedding_of_world_cliparts(cfs: Cfs, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from cfs_core.nets.protocols import unit
+    from cfs_core.training.clip import build_clip
+    from cfs_core.training.data import DataSpec, render_item
+
+    clip_file = build_clip().save(tmp_path / "c.safetensors")
+    out = tmp_path / "base.safetensors"
+    result = cfs("demo", "train", "clip-base", "--out", out, "--clip", clip_file, "--n", "3", "--size", "64")
+    assert result.exit_code == 0, result.output
+    vector = load_file(str(out))["clip_base"]
+    clip = ClipModel.from_file(clip_file)
+    cliparts = [render_item(DataSpec(size=64, styles=("clipart",), split="val"), i).image for i in range(3)]
+    expected = unit(clip.encode_images(cliparts)).mean(0)
+    assert vector.shape == (128,) and 0.0 < float(vector.norm()) <= 1.0
+    torch.testing.assert_close(vector, expected, atol=1e-5, rtol=0)
+    result = cfs("demo", "train", "clip-base", "--out", tmp_path / "b.pt", "--clip", clip_file)
+    assert result.exit_code == 2 and "must end in .safetensors" in result.output
 
 
 def test_identity_and_encoder_train_and_eval(cfs: Cfs, tmp_path: Path, fixtures_dir: Path) -> None:

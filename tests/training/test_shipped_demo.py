@@ -109,3 +109,30 @@ def test_shipped_global_direction_statistics_need_no_warm_up(tmp_path: Path) -> 
     fs3, info = method.relevance(ctx, options, ctx.resources.get("clip"), mean, std)
     assert info["source"] == "cache" and Path(info["path"]).is_relative_to(DEMO / "artifacts")
     assert fs3.shape[0] == info["rows"] and not list(tmp_path.iterdir())  # nothing computed, nothing written
+
+
+def test_the_demo_set_offers_its_clip_base_unless_the_clip_is_replaced(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from cfs_core.errors import InputError
+    from cfs_plugins.clipart.base import resolve_base
+    from cfs_registry.plugins import PluginHost
+    from cfs_registry.session import ModelSession, load_value
+
+    session = ModelSession.open("demo")
+    res = session.resources()
+    vector = res.get("clip_base")
+    assert vector.shape == (res.get("clip").embed_dim,) and 0.0 < float(vector.norm()) < 1.0
+    assert session.describe()["values"]["clip_base"].endswith("clip_base.safetensors")
+    ctx = session.context(PluginHost(), cache_dir=tmp_path)
+    assert resolve_base(ctx, "auto").source == "resource:clip_base"  # ClipFaceShop uses it by default
+    other = ModelSession.open("demo", files={"clip": DEMO / "clip.safetensors"})  # a user's CLIP: base withdrawn
+    assert "clip_base" not in other.resources().available() and "values" not in other.describe()
+    assert resolve_base(other.context(PluginHost(), cache_dir=tmp_path), "auto").source == "fallback"
+    two = tmp_path / "two.safetensors"
+    save_file({"a": vector, "b": vector.clone()}, str(two))
+    with pytest.raises(InputError, match="holds exactly one tensor, found 2"):
+        load_value(two)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a file")
+    with pytest.raises(InputError, match="unreadable value file"):
+        load_value(tmp_path / "bad.safetensors")

@@ -200,3 +200,15 @@ def test_card_model_round_trips() -> None:
     card = SHIPPED["e4e-ffhq-1024.omertov"]
     assert Card.model_validate(json.loads(card.model_dump_json())) == card
     assert (card.family, card.tag) == ("e4e-ffhq-1024", "omertov")
+
+
+def test_set_values_are_validated(tmp_path: Path) -> None:
+    roles = {r: {"packaged": "demo/parser.safetensors"} for r in modelsets.ROLES}
+    for values, message in (({"clip": {"packaged": "demo/x.safetensors"}}, "may not be named like a role: clip"),
+                            ({"v": {"packaged": "demo/x.safetensors", "depends_on": ["colour"]}}, "values.v.depends_on"),
+                            ({"v": {"file": "x"}}, "values.v.packaged")):
+        (tmp_path / "s.json").write_text(json.dumps({"name": "s", "description": "d", "roles": roles, "values": values}))
+        with pytest.raises(InputError, match=message):
+            modelsets.load_model_sets(tmp_path)
+    demo = modelsets.get_model_set("demo").values["clip_base"]
+    assert demo.depends_on == ("clip",) and demo.path().is_file()
