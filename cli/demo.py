@@ -125,6 +125,7 @@ def train_evaluator(
     workers: Workers = 1,
     widths: Annotated[str, typer.Option("--widths", help="Stage widths, comma-separated.")] = "32,64,128,256",
     half: Annotated[bool, typer.Option("--half", help="Store the weights as fp16.")] = False,
+    init: Annotated[Path | None, typer.Option("--init", help="Fine-tune this evaluator file (same --size and --widths).")] = None,
     checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 100, resume: Resume = True,
 ) -> None:
     """Train the attribute evaluator (benchmarks and tests only; never used by a method)."""
@@ -133,7 +134,8 @@ def train_evaluator(
 
     check_out(out)
     opts = _world_options(steps, batch, size, seed, lr, styles, pool, cache_dir, workers, checkpoint_dir,
-                          checkpoint_every, resume, widths=int_list(widths, "--widths"))
+                          checkpoint_every, resume, widths=int_list(widths, "--widths"),
+                          init=str(init) if init is not None else None)
     with progress_bars() as progress:
         model, report = train(opts, progress)
     model.save(out, {"training": json.dumps(report.__dict__)}, half=half)

@@ -160,6 +160,7 @@ class TrainOptions:
     widths: tuple[int, ...] = (32, 64, 128, 256)  # evaluator
     feature_scale: float = 8  # parser
     balanced: bool = False  # parser: class-balanced cross-entropy (median-frequency weights)
+    init: str | None = None  # evaluator: fine-tune this file (same size and widths) instead of a fresh net
 
     def spec(self) -> DataSpec:
         return DataSpec(size=self.size, styles=self.styles, weights=self.weights, split="train", seed=self.seed)
@@ -228,6 +229,14 @@ def train_evaluator(opts: TrainOptions, progress: ProgressCallback = _ignore) ->
     """Train the attribute evaluator (see module docstring)."""
     torch.manual_seed(opts.seed)
     model = Evaluator(EvaluatorConfig(size=opts.size, widths=opts.widths))
+    if opts.init is not None:
+        start = Evaluator.from_file(opts.init)
+        if (start.config.size, start.config.widths, start.config.attributes) != (opts.size, opts.widths,
+                                                                                  model.config.attributes):
+            raise InputError(f"--init {opts.init}: size {start.config.size} and widths {list(start.config.widths)} "
+                             f"must match the run's ({opts.size}, {list(opts.widths)}) and the world's attributes")
+        model.load_state_dict(start.state_dict())
+    model.requires_grad_(True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
     source = _source(opts, progress)
     result = run_loop(model, optimizer, source, evaluator_loss, opts.steps, opts.lr, opts.signature("evaluator"),

@@ -200,6 +200,17 @@ def test_cli_train_and_eval(cfs: Cfs, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     result = cfs("demo", "eval", "evaluator", ev, "--n", "2", "--size", "64")
     assert result.exit_code == 0 and "mean" in result.stdout, result.output
+    from cfs_core.nets.evaluator import Evaluator
+
+    tuned = tmp_path / "t.safetensors"  # fine-tuning starts from the file's weights (0 steps: unchanged)
+    result = cfs("demo", "train", "evaluator", "--out", tuned, "--steps", "0", "--size", "32", "--widths", "4,8",
+                 "--init", ev)
+    assert result.exit_code == 0, result.output
+    before, after = Evaluator.from_file(ev).state_dict(), Evaluator.from_file(tuned).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    result = cfs("demo", "train", "evaluator", "--out", tuned, "--steps", "1", "--size", "32", "--widths", "4,16",
+                 "--init", ev)
+    assert result.exit_code == 2 and "must match the run's" in result.output
 
 
 def test_cli_errors_are_one_line(cfs: Cfs, tmp_path: Path) -> None:
