@@ -9,6 +9,7 @@ when a role that is actually needed is missing.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Callable, Mapping
@@ -123,6 +124,15 @@ class ModelSession:
         loaded = loader(entry.path, device=self.device)
         return loaded.generator if role == "generator" else loaded
 
+    def file_digest(self, role: str) -> str:
+        """``"file:<sha256>"`` of the role's model file: what cache keys record about the model,
+        known without loading it (hashed once per file and modification time in a process)."""
+        self.require(role)
+        entry = self.roles[role]
+        path = entry if isinstance(entry, Path) else entry.path
+        stat = path.stat()
+        return "file:" + _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
     def generator(self) -> Generator:
         return self.load("generator")  # type: ignore[no-any-return]
 
@@ -133,7 +143,7 @@ class ModelSession:
         res = Resources()
         for role in RESOURCE_ROLES:
             if role in self.roles and role not in self.problems:
-                res.provide(role, lambda r=role: self.load(r))
+                res.provide(role, lambda r=role: self.load(r), digest=lambda r=role: self.file_digest(r))
         for name, path in self.values.items():
             res.provide(name, lambda p=path: load_value(p, self.device))
         return res
@@ -174,6 +184,13 @@ class ModelSession:
         if self.values:
             out["values"] = {name: str(path) for name, path in self.values.items()}
         return out
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    from cfs_core.fileio import sha256_file
+
+    return sha256_file(path)
 
 
 def load_value(path: Path, device: str = "cpu") -> torch.Tensor:

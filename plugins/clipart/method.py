@@ -149,11 +149,11 @@ class ClipFaceShop(EditingMethod):
     def _key_parts(self, ctx: EditContext, request: EditRequest, weights: dict[str, float],
                    base: str) -> dict[str, Any]:
         options: ClipartOptions = request.options  # type: ignore[assignment]
-        models = {"generator": model_digest(ctx.generator), "clip": model_digest(ctx.resources.get(CLIP))}
+        models = {"generator": model_digest(ctx.generator), "clip": ctx.resources.digest(CLIP)}
         if weights["identity"]:
-            models["identity"] = model_digest(ctx.resources.get(IDENTITY))
+            models["identity"] = ctx.resources.digest(IDENTITY)
         if weights["background-l1"]:
-            models["parser"] = model_digest(ctx.resources.get(PARSER))
+            models["parser"] = ctx.resources.digest(PARSER)
         pool = "sample" if options.pool == "sample" else "latents:" + tensor_digest(request.latents.float())
         return {"version": ARTIFACT_VERSION, "guidance": request.guidance.digest, "models": models, "base": base,
                 "ranking": ranking_key_part(ctx, options.ranking), "options": self._train_options(options),

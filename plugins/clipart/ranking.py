@@ -131,7 +131,7 @@ def sensitivity_ranking(ctx: EditContext) -> tuple[tuple[int, ...], str, dict[st
     from cfs_core.nets.protocols import CLIP
 
     clip = ctx.resources.get(CLIP)
-    key = artifact_key("clipart-ranking", generator=model_digest(ctx.generator), clip=model_digest(clip),
+    key = artifact_key("clipart-ranking", generator=model_digest(ctx.generator), clip=ctx.resources.digest(CLIP),
                        pairs=SENSITIVITY_PAIRS, psi=SENSITIVITY_PSI, seed=SENSITIVITY_SEED, version=RANKING_VERSION)
     cache = ctx.artifacts()
     hit = cache.load("clipart-ranking", key)

@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from cfs_core.artifacts import artifact_key, model_digest, tensor_digest
+from cfs_core.artifacts import artifact_key, tensor_digest
 from cfs_core.errors import InputError
+from cfs_core.nets.protocols import CLIP
 from cfs_core.methods import EditContext, EditingMethod, EditRequest, EditResult, LatentSpace, MethodOptions
 from cfs_core.stylegan2 import Generator
 
@@ -176,7 +177,7 @@ class GlobalDirections(EditingMethod):
             fs3 = load_fs3(options.fs3_path, gen)
             return fs3, {"source": "file", "path": str(options.fs3_path), "rows": int(fs3.shape[0])}
         settings, cache = options.settings(), ctx.artifacts()
-        key = artifact_key(FS3_KIND, generator=generator_identity(gen), clip=model_digest(clip),
+        key = artifact_key(FS3_KIND, generator=generator_identity(gen), clip=ctx.resources.digest(CLIP),
                            stats=tensor_digest(*mean, *std), **settings.relevance_key())
         rows = sum(layer.channels for layer in relevance_layers(gen, settings.max_resolution, settings.all_layers))
         hit = cache.load(FS3_KIND, key)

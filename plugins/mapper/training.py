@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cfs_core.artifacts import ArtifactCache, artifact_key, fingerprint, model_digest, tensor_digest
+from cfs_core.artifacts import ArtifactCache, artifact_key, fingerprint, tensor_digest
 from cfs_core.errors import InputError, ModelLoadError
 from cfs_core.guidance import Guidance, text_digest
 from cfs_core.losses import LossInputs
@@ -201,8 +201,8 @@ def obtain_mapper(ctx: EditContext, guidance: Guidance, options: MapperOptions,
     parts = {
         "version": VERSION, "text": guidance.digest or text_digest(text), "seed": ctx.seed, "data": data.describe(),
         "generator": fingerprint(gen), "n_latent": gen.n_latent,
-        "clip": model_digest(ctx.resources.get(CLIP)) if weights["clip-target"] else None,
-        "identity": model_digest(ctx.resources.get(IDENTITY)) if weights["identity"] else None,
+        "clip": ctx.resources.digest(CLIP) if weights["clip-target"] else None,
+        "identity": ctx.resources.digest(IDENTITY) if weights["identity"] else None,
         "options": options.training_key(),
     }
     state_key = artifact_key(STATE, **parts)

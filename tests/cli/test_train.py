@@ -112,6 +112,9 @@ def test_session_loads_roles_lazily_and_describes_them(tmp_path: Path, monkeypat
     assert session.describe()["generator"] == {"file": str(TINY_G)}
     res = session.resources()
     assert sorted(res.available()) == ["clip", "clip_base", "encoder", "identity", "parser"]  # the demo pack's, on demand
+    from cfs_core.fileio import sha256_file
+
+    assert res.digest("parser") == "file:" + sha256_file(session.roles["parser"].path)  # cache keys: no load
     assert session._loaded == {}
     assert session.generator() is session.generator()
     assert session.describe()["clip"]["model"] == "packaged:demo/clip.safetensors"

@@ -5,15 +5,17 @@ the attributes below through ``cfs edit`` (the user's command, in-process), and 
 edited image with the demo evaluator (which no method uses) and compares identity embeddings of
 the edit and of the input's reconstruction. Fast methods run by default; the ones that train
 per guidance (the clipart adaptor, the mapper: one to two minutes each on one CPU thread) are marked
-``slow`` (``CFS_RUN_SLOW=1``). What they check is what the demo pack can draw today: red hair
-from text (latent optimisation, mapper) and round glasses from text and from a sketch (the demo
-generator draws glasses at 0.75 agreement). Two cases the demo-pack issue asks for are kept as expected failures with the measured
-reason: global directions for red hair, and the red-haired, round-glasses clipart.
+``slow`` (``CFS_RUN_SLOW=1``). What they check is what the demo pack can do today: red hair
+from text (latent optimisation, mapper) and from the red-haired clipart (long and red), round
+glasses from text and from a sketch. Two cases the demo-pack issue asks for are kept as expected
+failures with the measured reason: global directions for red hair, and the clipart's glasses.
+Trained artefacts go to a temporary cache shared by the module, never the user's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -30,6 +32,17 @@ pytestmark = pytest.mark.skipif(not SHIPPED, reason="the demo pack is not shippe
 Cfs = Callable[..., Result]
 SOURCE = "hair=short,hair_color=black,glasses=none,hat=none,background=grey,facial_hair=none"
 SAME_IDENTITY = 0.5  # identity cosine; held-out same-identity pairs average 0.80, different ones 0.02 (identity.json)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_artifact_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    before = os.environ.get("CFS_ARTIFACT_DIR")
+    os.environ["CFS_ARTIFACT_DIR"] = str(tmp_path_factory.mktemp("artifacts"))
+    yield
+    if before is None:
+        os.environ.pop("CFS_ARTIFACT_DIR", None)
+    else:
+        os.environ["CFS_ARTIFACT_DIR"] = before
 
 
 @pytest.fixture(scope="module")
@@ -79,19 +92,24 @@ RED_HAIR = "a photo of a person with red hair"
 CASES = [  # (id, cfs edit arguments, what the evaluator must read in the edit)
     pytest.param("latent-opt", ["--method", "latent-opt", "--text", RED_HAIR, "-o", "steps=60"], {"hair_color": "red"}, id="latent-opt-text"),
     # Not met on the current pack: for this prompt the global direction moves hair style (short -> long) and the
-    # evaluator reads brown at β 0.05-0.15 and α up to 15 (it read red on the previous pack at β 0.08).
+    # evaluator reads brown at β 0.05-0.15 (it read red on the first pack at β 0.08).
     pytest.param("global", ["--method", "global", "--text", RED_HAIR, "-o", "beta=0.08"], {"hair_color": "red"},
                  id="global-text", marks=pytest.mark.xfail(reason="global directions do not turn hair red on this demo pack",
                                                            strict=False)),
-    pytest.param("latent-opt", ["--method", "latent-opt", "--text", "a photo of a person with round glasses", "-o", "steps=60"],
-                 {"glasses": "round"}, id="latent-opt-glasses"),
+    # StyleCLIP's identity loss (id_lambda) keeps the face: without it the demo CLIP's glasses direction also
+    # brings a cap and grey hair (identity 0.44).
+    pytest.param("latent-opt", ["--method", "latent-opt", "--text", "a photo of a person with round glasses", "-o", "steps=60",
+                                "-o", "id_lambda=0.05"], {"glasses": "round"}, id="latent-opt-glasses"),
     pytest.param("mapper", ["--method", "mapper", "--text", RED_HAIR], {"hair_color": "red"}, id="mapper-text",
                  marks=pytest.mark.slow),
-    # Not met on the current pack: the adaptor for the red-haired, round-glasses clipart leaves the hair short and
-    # reads brown, without glasses (on the previous pack it lengthened the hair).
-    pytest.param("clipart", ["--method", "clipart", "--clipart", "{clipart}"], {"hair_color": "red", "glasses": "round"},
-                 id="clipart", marks=[pytest.mark.slow, pytest.mark.xfail(reason="no transfer from this clipart yet",
-                                                                          strict=False)]),
+    # The red-haired, round-glasses clipart (the set's defaults: mpp_d 8, its clip_base): long red hair is read.
+    pytest.param("clipart", ["--method", "clipart", "--clipart", "{clipart}"], {"hair_color": "red", "hair": "long"},
+                 id="clipart", marks=pytest.mark.slow),
+    # Not met on the current pack: the same adaptor (cached by the case above) draws a faint frame the evaluator
+    # does not read as glasses.
+    pytest.param("clipart", ["--method", "clipart", "--clipart", "{clipart}"], {"glasses": "round"},
+                 id="clipart-glasses", marks=[pytest.mark.slow, pytest.mark.xfail(
+                     reason="the clipart's glasses are not drawn strongly enough yet", strict=False)]),
     pytest.param("clipart", ["--method", "clipart", "--sketch", "{sketch}"], {"glasses": "round"}, id="sketch",
                  marks=pytest.mark.slow),
 ]

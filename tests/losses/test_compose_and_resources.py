@@ -202,3 +202,16 @@ def test_failing_factory_is_retried() -> None:
 def test_all_zero_weights_is_a_clear_error(table: Table[type[Loss]]) -> None:
     with pytest.raises(InputError, match="every loss weight is zero"):
         compose(table, {"latent-l2": 0.0}, Resources(), "method 'demo'")
+
+
+def test_digest_comes_from_the_provider_without_building() -> None:
+    built: list[str] = []
+    res = Resources()
+    res.provide("clip", lambda: built.append("clip") or torch.nn.Linear(2, 2), digest=lambda: "file:abc")
+    assert res.digest("clip") == "file:abc" and built == []
+    res.provide("identity", lambda: torch.nn.Linear(2, 2))  # no digest given: the built module's fingerprint
+    from cfs_core.artifacts import model_digest
+
+    assert res.digest("identity") == model_digest(res.get("identity"))
+    res.provide_value("clip", torch.nn.Linear(2, 2))  # a replaced resource forgets the provider's digest
+    assert res.digest("clip") == model_digest(res.get("clip")) != "file:abc"

@@ -128,6 +128,30 @@ def test_second_face_with_the_same_clipart_costs_one_generator_pass(tmp_path: Pa
         assert torch.equal(second.artifacts[name], first.artifacts[name])
 
 
+def _file_digests(ctx: EditContext, refuse: bool = False) -> EditContext:
+    """Offer clip, identity and parser with a digest (as the model session does: the file's sha256);
+    ``refuse``: building any of them fails the test."""
+    for name in ("clip", "identity", "parser"):
+        built = ctx.resources.get(name)
+
+        def factory(n: str = name, obj: Any = built) -> Any:
+            assert not refuse, f"{n} was loaded on a cache hit"
+            return obj
+
+        ctx.resources.provide(name, factory, digest=lambda n=name: f"file:{n}-weights")
+    return ctx
+
+
+def test_a_cached_adaptor_is_found_without_loading_clip_identity_or_parser(tmp_path: Path) -> None:
+    method = ClipFaceShop()
+    first = method.edit(_file_digests(fake_context(cache_dir=tmp_path)), request(fake_context()))
+    assert first.info["cached"] is False
+    ctx = _file_digests(fake_context(cache_dir=tmp_path), refuse=True)
+    second = method.edit(ctx, request(ctx, batch=1))
+    assert second.info["cached"] is True and second.info["key"] == first.info["key"]
+    assert not {"clip", "identity", "parser"} & set(ctx.resources.built())
+
+
 def test_cache_key_follows_clipart_models_and_training_options(tmp_path: Path) -> None:
     method = ClipFaceShop()
     ctx = fake_context(cache_dir=tmp_path)

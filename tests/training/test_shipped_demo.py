@@ -136,3 +136,8 @@ def test_the_demo_set_offers_its_clip_base_unless_the_clip_is_replaced(tmp_path:
     (tmp_path / "bad.safetensors").write_bytes(b"not a file")
     with pytest.raises(InputError, match="unreadable value file"):
         load_value(tmp_path / "bad.safetensors")
+
+
+def test_the_clip_base_was_made_with_the_shipped_clip() -> None:
+    card = json.loads((DEMO / "clip_base.json").read_text())
+    assert card["depends_on"]["clip"] == sha256_file(DEMO / "clip.safetensors")
