@@ -81,8 +81,9 @@ class ModelSession:
             shipped = model_set.artifact_dir()
             session.artifact_dirs = (shipped,) if shipped is not None and shipped.is_dir() else ()
             session.method_defaults = {k: dict(v) for k, v in model_set.method_defaults.items()}
-            session.values = {name: spec.path() for name, spec in model_set.values.items()
-                              if spec.path().is_file() and not set(spec.depends_on) & set(files)}
+            values = {name: (spec.path(), spec.depends_on) for name, spec in model_set.values.items()}
+            session.values = {name: path for name, (path, needs) in values.items()
+                              if path.is_file() and not set(needs) & set(files)}
             for role, entry in resolved.roles.items():
                 session.roles[role] = entry
                 if entry.available:

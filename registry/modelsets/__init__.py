@@ -55,6 +55,11 @@ class RoleSpec(BaseModel):
         return self
 
 
+def packaged_path(relative: str) -> Path:
+    """A file or folder packaged with cfs, ``"demo/generator.safetensors"`` → its path in ``cfs_registry``."""
+    return Path(str(resources.files("cfs_registry").joinpath(*relative.split("/"))))
+
+
 class ValueSpec(BaseModel):
     """A tensor shipped with a set for methods (e.g. ClipFaceShop's ``clip_base`` for the set's
     CLIP): a packaged ``.safetensors`` file holding one tensor, offered as the resource of the same
@@ -68,7 +73,7 @@ class ValueSpec(BaseModel):
     description: str = ""
 
     def path(self) -> Path:
-        return Path(str(resources.files("cfs_registry").joinpath(*self.packaged.split("/"))))
+        return packaged_path(self.packaged)
 
 
 class ModelSet(BaseModel):
@@ -92,7 +97,7 @@ class ModelSet(BaseModel):
         """The shipped artefact folder, when the set names one."""
         if self.artifacts is None:
             return None
-        return Path(str(resources.files("cfs_registry").joinpath(*self.artifacts.split("/"))))
+        return packaged_path(self.artifacts)
 
     @model_validator(mode="after")
     def _all_roles(self) -> ModelSet:
@@ -190,7 +195,7 @@ class ResolvedSet:
 
 def _resolve_role(zoo: Zoo, role: str, spec: RoleSpec) -> ResolvedRole:
     if spec.packaged is not None:
-        path = Path(str(resources.files("cfs_registry").joinpath(*spec.packaged.split("/"))))
+        path = packaged_path(spec.packaged)
         loader = LOADERS["clip-native" if role == "clip" else role]
         return ResolvedRole(role, f"packaged:{spec.packaged}", path, path.is_file(), loader,
                             hint=f"{spec.packaged} is not shipped with this version of cfs")
@@ -308,7 +313,7 @@ def packaged_models(folder: Path | None = None) -> list[dict[str, Any]]:
             spec = model_set.roles[role]  # type: ignore[index]
             if spec.packaged is None:
                 continue
-            path = Path(str(resources.files("cfs_registry").joinpath(*spec.packaged.split("/"))))
+            path = packaged_path(spec.packaged)
             card_path = path.with_suffix(".json")
             card: dict[str, Any] = {}
             if card_path.is_file():
