@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from cfs_plugins.clipart.method import CORRECTED_BACKGROUND, ClipFaceShop
 from cfs_plugins.clipart.ranking import FFHQ_RANKING, resolve_ranking, top_slots
 
 CACHE = Path(tempfile.mkdtemp(prefix="cfs-clipart-tests-"))
+atexit.register(shutil.rmtree, CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")

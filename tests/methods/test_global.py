@@ -10,9 +10,11 @@ load (and a pickle with any other global is refused without running it).
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import pickle
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +39,7 @@ from cfs_plugins.global_directions.styleclip_files import load_numpy_pickle
 torch.set_num_threads(1)
 
 CACHE = Path(tempfile.mkdtemp(prefix="cfs-test-global-"))  # shared: each precomputation runs once
+atexit.register(shutil.rmtree, CACHE, ignore_errors=True)
 FAST: dict[str, Any] = {"n_stats": 1000, "n_images": 3}  # 16 px: relevance for conv1 only (res <= 4)
 FULL: dict[str, Any] = {**FAST, "all_layers": True}  # all 104 non-ToRGB channels of the tiny generator
 TEXT = "a smiling face"

@@ -96,19 +96,22 @@ def test_shipped_encoder_inverts_held_out_photos() -> None:
 
 def test_shipped_global_direction_statistics_need_no_warm_up(tmp_path: Path) -> None:
     from cfs_plugins.global_directions.method import GlobalDirections
+    from cfs_plugins.global_directions.precompute import non_torgb_layers
     from cfs_registry.plugins import PluginHost
     from cfs_registry.session import ModelSession
 
     session = ModelSession.open("demo")
     ctx = session.context(PluginHost(), cache_dir=tmp_path)  # an empty user cache: only the shipped files
     options = session.options_for(GlobalDirections, {})
-    assert options.n_images == 8  # the demo set's default for this small generator
+    assert options.n_images == 8  # the demo set's defaults for this small generator
+    assert options.all_layers  # its hair colour lives in the 64 px layers, beyond the reference's size/8 cut
     method = GlobalDirections()
     mean, std, info = method.stats(ctx, options)
     assert info["source"] == "cache" and Path(info["path"]).is_relative_to(DEMO / "artifacts")
     fs3, info = method.relevance(ctx, options, ctx.resources.get("clip"), mean, std)
     assert info["source"] == "cache" and Path(info["path"]).is_relative_to(DEMO / "artifacts")
     assert fs3.shape[0] == info["rows"] and not list(tmp_path.iterdir())  # nothing computed, nothing written
+    assert info["rows"] == sum(layer.channels for layer in non_torgb_layers(ctx.generator))
 
 
 def test_the_demo_set_offers_its_clip_base_unless_the_clip_is_replaced(tmp_path: Path) -> None:
