@@ -47,8 +47,10 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache the rendered pool here.")] = None,
         workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Rendering processes.")] = 1,
         half: Annotated[bool, typer.Option("--half/--full", help="Store the weights as fp16.")] = True,
-        patch: Annotated[int, typer.Option("--patch", min=1, help="Vision patch size (pixels; divides 64).")] = 16,
+        patch: Annotated[int, typer.Option("--patch", min=1, help="Vision patch size (pixels; divides the image side).")] = 16,
         vision_layers: Annotated[int, typer.Option("--vision-layers", min=1, help="Vision transformer layers.")] = 3,
+        image_size: Annotated[int, typer.Option("--image-size", min=8, help="CLIP input side (the pool is rendered at it).")] = 64,
+        init: Annotated[Path | None, typer.Option("--init", help="Fine-tune this demo CLIP file (same architecture; its patch may be a divisor of --patch, for a larger --image-size).")] = None,
         checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 100, resume: Resume = True,
     ) -> None:
         """Train the small open_clip model contrastively on photo, clipart and sketch renders + captions."""
@@ -58,7 +60,8 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
 
         check_out(out)
         opts = ClipTrainOptions(steps=steps, batch=batch, seed=seed, lr=lr, pool=pool, warmup=warmup,
-                                config=demo_clip_config(patch, vision_layers),
+                                config=demo_clip_config(patch, vision_layers, image_size), size=image_size,
+                                init=ckpt(init),
                                 cache_dir=ckpt(cache_dir), workers=workers, checkpoint_dir=ckpt(checkpoint_dir),
                                 checkpoint_every=checkpoint_every, resume=resume)
         with progress_bars() as progress:

@@ -62,7 +62,7 @@ from cfs_core.world import FaceParams, captions, sample_params
 from cfs_core.world.captions import STYLE_PREFIXES, _join, _subject, article, describe
 
 __all__ = ["DEMO_CLIP_CONFIG", "CLIP_STYLES", "ClipBatch", "ClipBatchSource", "ClipTrainOptions", "build_clip",
-           "contrastive_loss", "demo_clip_config", "encode_renders",
+           "contrastive_loss", "demo_clip_config", "encode_renders", "warm_start",
            "counterfactual_captions", "evaluate_clip", "full_caption", "hard_negative", "train_clip",
            "visible_attributes"]
 
@@ -78,14 +78,13 @@ DEMO_CLIP_CONFIG: dict[str, Any] = {
 MAX_LOGIT_SCALE = 100.0
 
 
-def demo_clip_config(patch: int = 16, vision_layers: int = 3) -> dict[str, Any]:
-    """:data:`DEMO_CLIP_CONFIG` with another vision patch size and depth (a fresh copy)."""
-    size = DEMO_CLIP_CONFIG["vision_cfg"]["image_size"]
-    if patch < 1 or size % patch or vision_layers < 1:
-        raise InputError(f"the patch size must divide the image side {size} and layers be >= 1, "
-                         f"got patch {patch}, layers {vision_layers}")
+def demo_clip_config(patch: int = 16, vision_layers: int = 3, image_size: int = 64) -> dict[str, Any]:
+    """:data:`DEMO_CLIP_CONFIG` with another vision patch size, depth and input side (a fresh copy)."""
+    if image_size < 8 or patch < 1 or image_size % patch or vision_layers < 1:
+        raise InputError(f"the patch size must divide the image side and layers be >= 1, got image side "
+                         f"{image_size}, patch {patch}, layers {vision_layers}")
     config = copy.deepcopy(DEMO_CLIP_CONFIG)
-    config["vision_cfg"].update(patch_size=patch, layers=vision_layers)
+    config["vision_cfg"].update(patch_size=patch, layers=vision_layers, image_size=image_size)
     return config
 _NO_DECAY = ("logit_scale", "positional_embedding", "class_embedding", "token_embedding")
 
@@ -264,6 +263,14 @@ class ClipTrainOptions:
     checkpoint_every: int = 100
     resume: bool = True
     device: str = "cpu"
+    # a demo CLIP file to start from (fine-tuning); its vision patch may be a divisor of the new one
+    # (:func:`warm_start`), e.g. a 64 px / patch 8 CLIP grown into a 128 px / patch 16 one
+    init: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.size != self.config["vision_cfg"]["image_size"]:
+            raise InputError(f"the renders' side ({self.size}) must be the CLIP's image side "
+                             f"({self.config['vision_cfg']['image_size']})")
 
     def spec(self) -> DataSpec:
         return DataSpec(size=self.size, styles=self.styles, weights=self.weights, split="train", seed=self.seed)
@@ -293,7 +300,10 @@ def train_clip(opts: ClipTrainOptions, progress: ProgressCallback = _ignore) -> 
     """Train the demo CLIP (module docstring); returns it (eval mode, frozen) and a report."""
     if opts.steps < 0 or opts.pool < 1:
         raise InputError(f"need steps >= 0 and pool >= 1, got steps={opts.steps}, pool={opts.pool}")
-    clip = build_clip(opts.config, opts.seed).to(opts.device)
+    clip = build_clip(opts.config, opts.seed)
+    if opts.init:
+        warm_start(clip.model, opts.init)
+    clip = clip.to(opts.device)
     model = clip.model.requires_grad_(True)
     optimizer = torch.optim.AdamW(_param_groups(model, opts.weight_decay), lr=opts.lr, betas=(0.9, 0.98), eps=1e-6)
     pool = Pool.build(opts.spec(), opts.pool, opts.cache_dir, opts.workers,
@@ -308,6 +318,31 @@ def train_clip(opts: ClipTrainOptions, progress: ProgressCallback = _ignore) -> 
               "wall_s": round(result.wall_s, 2), "resumed_from": result.resumed_from,
               "logit_scale": clip.logit_scale}
     return clip, report
+
+
+def warm_start(model: nn.Module, path: str) -> None:
+    """Load the weights of the demo CLIP file ``path`` into ``model`` (same architecture). One
+    difference is allowed: a vision patch ``k`` times the file's (``k`` x the image side, same patch
+    grid). The file's patch kernel is then spread over ``k`` x ``k`` pixels (weights / k²), so the
+    start computes on a 2k-px image exactly what the file computes on its box-downsampled version —
+    fine-tuning begins at the file's accuracy and can learn the finer detail."""
+    from cfs_core.clip import ClipModel
+
+    start = ClipModel.from_file(path).model.state_dict()
+    own = model.state_dict()
+    if set(start) != set(own):
+        raise InputError(f"--init {path}: not the same CLIP architecture (different layers)")
+    for name, tensor in start.items():
+        want = own[name].shape
+        if tensor.shape == want:
+            continue
+        k = want[-1] // tensor.shape[-1] if tensor.ndim == 4 and tensor.shape[-1] else 0
+        if not (name.endswith("conv1.weight") and k > 1 and want == (*tensor.shape[:2], tensor.shape[2] * k,
+                                                                     tensor.shape[3] * k)):
+            raise InputError(f"--init {path}: {name} has shape {tuple(tensor.shape)}, this CLIP needs {tuple(want)} "
+                             "(only the vision patch may grow, by a whole factor)")
+        start[name] = tensor.repeat_interleave(k, 2).repeat_interleave(k, 3) / (k * k)
+    model.load_state_dict(start)
 
 
 def clipart_base_embedding(clip: ClipModel, n: int = 1000, seed: int = 0, size: int = 128) -> torch.Tensor:
@@ -374,10 +409,11 @@ def _evaluate_style(clip: ClipModel, style: str, n: int, seed: int, size: int, b
             "retrieval_top5": float(found.any(1).double().mean())}
 
 
-def evaluate_clip(clip: ClipModel, n: int = 300, seed: int = 0, size: int = 64, batch: int = 100,
+def evaluate_clip(clip: ClipModel, n: int = 300, seed: int = 0, size: int | None = None, batch: int = 100,
                   styles: Sequence[str] = CLIP_STYLES, progress: ProgressCallback = _ignore) -> dict[str, Any]:
     """Zero-shot attribute accuracy and text→image retrieval on ``n`` held-out (``test`` split)
-    faces rendered in each of ``styles`` at ``size`` (module docstring); JSON-ready.
+    faces rendered in each of ``styles`` at ``size`` (default: the CLIP's image side; module
+    docstring); JSON-ready.
 
     Attribute accuracy: for each visible attribute of each image, the full captions with the
     attribute set to each of its values (distinct texts only) are ranked by similarity to the
@@ -386,6 +422,7 @@ def evaluate_clip(clip: ClipModel, n: int = 300, seed: int = 0, size: int = 64, 
     """
     if n < 1:
         raise InputError(f"n must be at least 1, got {n}")
+    size = size or clip.image_size[0]
     was_training = clip.model.training
     clip.model.eval()
     per_style: dict[str, dict[str, Any]] = {}

@@ -28,6 +28,7 @@ from cfs_core.training.clip import (
     hard_negative,
     train_clip,
     visible_attributes,
+    warm_start,
 )
 from cfs_core.training.data import ATTRIBUTE_CHOICES, ATTRIBUTES, COLOR_ATTRIBUTES, DataSpec, face_seed, make_batch
 from cfs_core.world import FaceParams, sample_params
@@ -146,6 +147,26 @@ def test_training_runs_resumes_bit_identically_and_freezes(tmp_path: Path) -> No
     assert len(losses) == 3 and bool(torch.isfinite(losses).all())
     with pytest.raises(InputError):  # other settings, same folder
         train_clip(_opts(tmp_path, "b", lr=3e-3))
+
+
+def test_a_clip_grows_to_a_larger_input_without_changing_what_it_computes(tmp_path: Path) -> None:
+    small = build_clip(TINY, seed=2)
+    small.save(tmp_path / "small.safetensors")
+    config = copy.deepcopy(TINY)
+    config["vision_cfg"].update(image_size=64, patch_size=32)  # same 2 x 2 patch grid, twice the side
+    big = build_clip(config, seed=5)
+    warm_start(big.model, str(tmp_path / "small.safetensors"))
+    images = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        want = small.model.encode_image(torch.nn.functional.avg_pool2d(images, 2))
+        torch.testing.assert_close(big.model.encode_image(images), want, atol=1e-5, rtol=1e-5)
+    config["vision_cfg"]["layers"] = 2
+    with pytest.raises(InputError, match="not the same CLIP architecture"):
+        warm_start(build_clip(config).model, str(tmp_path / "small.safetensors"))
+    with pytest.raises(InputError, match="must be the CLIP's image side"):
+        _opts(tmp_path, "c", size=48)
+    trained, report = train_clip(_opts(tmp_path, "d", steps=1, init=str(tmp_path / "small.safetensors")))
+    assert report["options"]["init"].endswith("small.safetensors") and report["steps"] == 1
 
 
 def test_batches_are_pure_functions_of_the_step(tmp_path: Path) -> None:

@@ -45,7 +45,17 @@ def test_clip_train_and_eval(cfs: Cfs, tmp_path: Path) -> None:
     vision = ClipModel.from_file(fine).model.visual
     assert vision.conv1.kernel_size == (8, 8) and len(vision.transformer.resblocks) == 1
     result = cfs("demo", "train", "clip", "--out", fine, "--patch", "10")
-    assert result.exit_code == 2 and "must divide the image side 64" in result.output
+    assert result.exit_code == 2 and "must divide the image side" in result.output
+    grown = tmp_path / "c128.safetensors"  # the patch-8 CLIP grown to 128 px / patch 16, fine-tuned 0 steps
+    result = cfs("demo", "train", "clip", "--out", grown, "--steps", "0", "--pool", "1", "--patch", "16",
+                 "--vision-layers", "1", "--image-size", "128", "--init", fine, "--full")
+    assert result.exit_code == 0, result.output
+    big = ClipModel.from_file(grown)
+    assert big.image_size == (128, 128) and big.model.visual.conv1.kernel_size == (16, 16)
+    result = cfs("demo", "train", "clip", "--out", tmp_path / "x.safetensors", "--steps", "0", "--pool", "1",
+                 "--vision-layers", "1", "--init", fine)  # patch 16 at 64 px: a different patch grid
+    assert result.exit_code == 2 and "only the vision patch may grow" in result.output
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_clip_base_is_the_mean_unit_embedding_of_world_cliparts(cfs: Cfs, tmp_path: Path) -> None:
