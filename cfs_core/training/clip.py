@@ -324,8 +324,9 @@ def warm_start(model: nn.Module, path: str) -> None:
     """Load the weights of the demo CLIP file ``path`` into ``model`` (same architecture). One
     difference is allowed: a vision patch ``k`` times the file's (``k`` x the image side, same patch
     grid). The file's patch kernel is then spread over ``k`` x ``k`` pixels (weights / k²), so the
-    start computes on a 2k-px image exactly what the file computes on its box-downsampled version —
-    fine-tuning begins at the file's accuracy and can learn the finer detail."""
+    start computes on an image ``k`` times larger exactly what the file computes on its
+    box-downsampled (``k`` x ``k`` average) version — fine-tuning begins at the file's accuracy and
+    can learn the finer detail."""
     from cfs_core.clip import ClipModel
 
     start = ClipModel.from_file(path).model.state_dict()
