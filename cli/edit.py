@@ -36,7 +36,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     @cli_command
     def edit(
         method: Annotated[str, typer.Option("--method", help="A method id (see `cfs methods`).")],
-        input: Annotated[Path, typer.Option("--input", "-i", help="An image, a folder of images, or a W+ latent file.")],
+        input: Annotated[list[Path], typer.Option("--input", "-i", help="An image, a folder of images, or a W+ latent file (repeatable).")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (one subfolder per input).")],
         text: Text = None, clipart: Clipart = None, sketch: Sketch = None, exemplar: Exemplar = None, guide: Guide = None,
         models: Models = None,
@@ -55,7 +55,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         from cfs_cli.progress import method_options, progress_bars
         from cfs_core.errors import InputError
         from cfs_core.methods import parse_option_pairs
-        from cfs_registry.editjob import EditJob, discover_inputs, expand_latents
+        from cfs_registry.editjob import EditJob, discover_inputs, expand_latents, unique_names
         from cfs_registry.session import ModelSession
 
         method_cls = host.methods.get(method)
@@ -70,7 +70,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         if strengths != [None] and method_cls.strength_option is None:
             raise InputError(f"method '{method}' has no strength option (--strength/--sweep do not apply)")
         guidance = load_guidance(host, *pairs[0])
-        inputs = discover_inputs(input)
+        inputs = unique_names([item for path in input for item in discover_inputs(path)])
         session = ModelSession.open(models, role_files(generator=generator, clip=clip, identity=identity,
                                                        parser=parser, encoder=encoder), resolve_device())
         options = session.options_for(method_cls, parse_option_pairs(option or []))  # + the set's defaults
@@ -79,7 +79,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         job = EditJob(method_cls, options, guidance, out, seed, strengths, session.describe(), force)
         with progress_bars() as report:
             ctx = session.context(host, seed, progress=report, cache_dir=cache_dir)
-            inputs = expand_latents(inputs, ctx.generator.n_latent, ctx.generator.style_dim)
+            inputs = unique_names(expand_latents(inputs, ctx.generator.n_latent, ctx.generator.style_dim))
             reports = job.run(ctx, inputs)
         table = Table(title=f"{method} · {guidance.kind}: {guidance.source[:60]}", title_justify="left")
         for col in ("input", "status", "seconds", "folder"):

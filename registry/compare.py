@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cfs_core.errors import InputError
+from cfs_registry.editjob import unique_names  # noqa: F401  (cfs compare's inputs; shared with cfs edit)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -304,22 +305,6 @@ class CompareJob:
         for name, data in blobs.items():
             atomic_write_bytes(self.out / name, data)
         return {name: self.out / name for name in blobs}
-
-
-def unique_names(inputs: Sequence[EditInput]) -> list[EditInput]:
-    """Inputs from several ``--input`` paths with distinct names (``face``, ``face_2``, …)."""
-    from dataclasses import replace
-
-    seen: set[str] = set()
-    out = []
-    for item in inputs:
-        name, n = item.name, 1
-        while name in seen:
-            n += 1
-            name = f"{item.name}_{n}"
-        seen.add(name)
-        out.append(item if name == item.name else replace(item, name=name))
-    return out
 
 
 def describe_settings(mapping: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,23 @@ def discover_inputs(path: Path) -> list[EditInput]:
     return inputs
 
 
+def unique_names(inputs: Sequence[EditInput]) -> list[EditInput]:
+    """Inputs from several ``--input`` paths with distinct names (``face``, ``face_2``, …); used by
+    ``cfs edit`` and ``cfs compare``."""
+    from dataclasses import replace
+
+    seen: set[str] = set()
+    out = []
+    for item in inputs:
+        name, n = item.name, 1
+        while name in seen:
+            n += 1
+            name = f"{item.name}_{n}"
+        seen.add(name)
+        out.append(item if name == item.name else replace(item, name=name))
+    return out
+
+
 def expand_latents(inputs: Sequence[EditInput], n_latent: int, style_dim: int) -> list[EditInput]:
     """Read latent files (one input per code of a batch file)."""
     from cfs_core.latentio import read_latents

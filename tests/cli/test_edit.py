@@ -108,6 +108,17 @@ def test_image_input_writes_every_output(edit: Callable[..., Result], faces: Pat
     assert "face0" in result.stdout and "done" in result.stdout
 
 
+def test_input_repeats_and_names_stay_distinct(edit: Callable[..., Result], faces: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = edit("--method", "shift", "--input", faces / "face0.png", "--input", faces / "face1.png",
+                  "--input", faces / "face0.png", "--text", "x", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["face0", "face0_2", "face1"]  # every input, none overwritten
+    again = edit("--method", "shift", "--input", faces / "face0.png", "--input", faces / "face1.png",
+                 "--input", faces / "face0.png", "--text", "x", "--out", out)
+    assert again.exit_code == 0 and again.stdout.count("skipped") == 3
+
+
 def test_folder_input_resumes_and_refuses_a_different_edit(edit: Callable[..., Result], faces: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert edit("--method", "shift", "--input", faces, "--text", "x", "--out", out).exit_code == 0
