@@ -23,7 +23,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     @cli_command
     def compare(
         methods: Annotated[str, typer.Option("--methods", help="Comma-separated method ids (see `cfs methods`).")],
-        input: Annotated[list[Path], typer.Option("--input", "-i", help="An image, a folder of images, or a W+ latent file (repeatable).")],
+        input: Annotated[list[Path], typer.Option("--input", "-i", metavar="<path>", help="An image, a folder of images, or a W+ latent file (repeatable).")],
         out: Annotated[Path, typer.Option("--out", help="Output folder: grid.png, report.html, metrics.json.")],
         text: Text = None, clipart: Clipart = None, sketch: Sketch = None, exemplar: Exemplar = None, guide: Guide = None,
         models: Models = None,

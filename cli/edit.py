@@ -36,7 +36,7 @@ def register(app: typer.Typer, host: PluginHost) -> None:
     @cli_command
     def edit(
         method: Annotated[str, typer.Option("--method", help="A method id (see `cfs methods`).")],
-        input: Annotated[list[Path], typer.Option("--input", "-i", help="An image, a folder of images, or a W+ latent file (repeatable).")],
+        input: Annotated[list[Path], typer.Option("--input", "-i", metavar="<path>", help="An image, a folder of images, or a W+ latent file (repeatable).")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (one subfolder per input).")],
         text: Text = None, clipart: Clipart = None, sketch: Sketch = None, exemplar: Exemplar = None, guide: Guide = None,
         models: Models = None,
