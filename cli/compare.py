@@ -40,8 +40,8 @@ def register(app: typer.Typer, host: PluginHost) -> None:
         from cfs_cli.progress import progress_bars
         from cfs_core.errors import InputError
         from cfs_registry.compare import (
-            GUIDANCE_FLAGS, CompareJob, describe_settings, parse_ids, plan_compare, unique_names, usable_metrics)
-        from cfs_registry.editjob import discover_inputs, expand_latents
+            GUIDANCE_FLAGS, CompareJob, describe_settings, parse_ids, plan_compare, usable_metrics)
+        from cfs_registry.editjob import discover_inputs, expand_latents, unique_names
         from cfs_registry.session import ModelSession
 
         method_ids = parse_ids(methods, "--methods")

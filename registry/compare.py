@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cfs_core.errors import InputError
-from cfs_registry.editjob import unique_names  # noqa: F401  (cfs compare's inputs; shared with cfs edit)
 
 if TYPE_CHECKING:
     import numpy as np
