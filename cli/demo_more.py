@@ -51,17 +51,19 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         vision_layers: Annotated[int, typer.Option("--vision-layers", min=1, help="Vision transformer layers.")] = 3,
         image_size: Annotated[int, typer.Option("--image-size", min=8, help="CLIP input side (the pool is rendered at it).")] = 64,
         init: Annotated[Path | None, typer.Option("--init", help="Fine-tune this demo CLIP file (same architecture; its patch may be a divisor of --patch, for a larger --image-size).")] = None,
+        negatives: Annotated[int, typer.Option("--negatives", min=0, help="Hard-negative captions per image (each changes another attribute).")] = 1,
+        focus: Annotated[str, typer.Option("--focus", metavar="ATTR=W,...", help="Weights of the attributes the hard negatives change, e.g. eye_color=4,eyebrows=3 (others 1).")] = "",
         checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 100, resume: Resume = True,
     ) -> None:
         """Train the small open_clip model contrastively on photo, clipart and sketch renders + captions."""
         from cfs_cli.progress import progress_bars
-        from cfs_core.training.clip import ClipTrainOptions, demo_clip_config
+        from cfs_core.training.clip import ClipTrainOptions, demo_clip_config, parse_focus
         from cfs_core.training.clip import train_clip as train
 
         check_out(out)
         opts = ClipTrainOptions(steps=steps, batch=batch, seed=seed, lr=lr, pool=pool, warmup=warmup,
                                 config=demo_clip_config(patch, vision_layers, image_size), size=image_size,
-                                init=ckpt(init),
+                                init=ckpt(init), negatives=negatives, focus=tuple(parse_focus(focus).items()),
                                 cache_dir=ckpt(cache_dir), workers=workers, checkpoint_dir=ckpt(checkpoint_dir),
                                 checkpoint_every=checkpoint_every, resume=resume)
         with progress_bars() as progress:

@@ -16,7 +16,8 @@ checkpointed, cosine learning rate after a warm-up): a :class:`~cfs_core.trainin
 world renders (photo, clipart and sketch, equal weights). The texts of step ``k`` are a pure
 function of ``(seed, k)`` (:class:`ClipBatchSource`): per image one caption, the full one with
 probability ``full_prob``, otherwise one of :func:`~cfs_core.world.captions`' five phrasings, plus
-a counterfactual caption as a hard negative. Loss: the symmetric CLIP loss with the model's
+``negatives`` counterfactual captions as hard negatives (each changing another attribute, chosen
+with the ``focus`` weights, so a fine-tuning run can push the attributes that lag). Loss: the symmetric CLIP loss with the model's
 learnable temperature (``exp`` clamped at 100) in which image→text runs over the ``B`` true
 captions and the ``B`` hard negatives, text→image over the ``B`` images; identical texts in a
 batch count as positives of each other's images (:func:`contrastive_loss`).
@@ -31,7 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,7 +64,7 @@ from cfs_core.world.captions import STYLE_PREFIXES, _join, _subject, article, de
 
 __all__ = ["DEMO_CLIP_CONFIG", "CLIP_STYLES", "ClipBatch", "ClipBatchSource", "ClipTrainOptions", "build_clip",
            "contrastive_loss", "demo_clip_config", "encode_renders", "warm_start",
-           "counterfactual_captions", "evaluate_clip", "full_caption", "hard_negative", "train_clip",
+           "counterfactual_captions", "evaluate_clip", "full_caption", "hard_negative", "parse_focus", "train_clip",
            "visible_attributes"]
 
 CLIP_STYLES: tuple[str, ...] = ("photo", "clipart", "sketch")
@@ -136,30 +137,67 @@ def counterfactual_captions(params: FaceParams, style: str, attribute: str) -> d
     return {v: full_caption(params.replace(**{attribute: v}), style) for v in ATTRIBUTE_CHOICES[attribute]}
 
 
-def hard_negative(params: FaceParams, style: str, rng: random.Random) -> str:
+def hard_negative(params: FaceParams, style: str, rng: random.Random,
+                  focus: Mapping[str, float] | None = None, exclude: Sequence[str] = ()) -> str:
     """A full caption of the face with one random visible attribute changed so that the caption
-    differs (eyebrows are always visible and named, so there always is one)."""
+    differs (eyebrows are always visible and named, so there always is one).
+
+    ``focus`` weights the choice of the attribute (``{name: weight}``, others 1; ``None``: uniform),
+    so training can push the attributes a model finds hard; ``exclude`` names attributes not to
+    change (the other negatives of the same image), unless nothing else can be changed."""
+    return _hard_negative(params, style, rng, focus, exclude)[0]
+
+
+def _hard_negative(params: FaceParams, style: str, rng: random.Random, focus: Mapping[str, float] | None,
+                   exclude: Sequence[str]) -> tuple[str, str]:
+    """(:func:`hard_negative`'s caption, the attribute it changed)."""
     true = full_caption(params, style)
     attributes = visible_attributes(params, style)
-    rng.shuffle(attributes)
+    if focus is None:
+        rng.shuffle(attributes)
+    else:  # weighted order without replacement (Efraimidis–Spirakis keys u^(1/w), largest first)
+        keys = {a: rng.random() ** (1.0 / float(focus.get(a, 1.0))) for a in attributes}
+        attributes.sort(key=lambda a: -keys[a])
+    attributes = [a for a in attributes if a not in exclude] + [a for a in attributes if a in exclude]
     for name in attributes:
         values = [v for v in ATTRIBUTE_CHOICES[name] if v != getattr(params, name)]
         rng.shuffle(values)
         for value in values:
             text = full_caption(params.replace(**{name: value}), style)
             if text != true:
-                return text
+                return text, name
     raise InputError(f"no visible attribute of this face can be changed in its {style} caption")  # pragma: no cover
+
+
+def parse_focus(text: str) -> dict[str, float]:
+    """``"eye_color=4,eyebrows=3"`` → ``{"eye_color": 4.0, "eyebrows": 3.0}`` (weights > 0 of
+    known attributes; an empty text is no focus)."""
+    focus: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in ATTRIBUTE_CHOICES:
+            raise InputError(f"focus {part!r}: expected attribute=weight with an attribute of "
+                             f"{', '.join(ATTRIBUTES)}")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise InputError(f"focus {part!r}: the weight must be a number") from None
+        if not weight > 0 or weight == float("inf"):
+            raise InputError(f"focus {part!r}: the weight must be a positive number")
+        focus[name] = weight
+    return focus
 
 
 # ---------------------------------------------------------------------------------- batches
 @dataclass
 class ClipBatch:
     """Images and texts of one step: ``tokens`` holds the ``B`` true captions, then the hard
-    negatives; ``positives[i, j]``: text ``j`` is the caption of image ``i`` (same text)."""
+    negatives (``K`` per image, image by image); ``positives[i, j]``: text ``j`` is the caption of
+    image ``i`` (same text)."""
 
     images: torch.Tensor  # [B, 3, S, S] float32 in [-1, 1]
-    tokens: torch.Tensor  # [T, context_length] int64, T = B or 2B
+    tokens: torch.Tensor  # [T, context_length] int64, T = B (1 + K)
     texts: list[str]
     positives: torch.Tensor  # [B, T] bool
     styles: list[str]
@@ -170,16 +208,21 @@ class ClipBatch:
 
 class ClipBatchSource:
     """Batches by step from a pool: images by :func:`~cfs_core.training.data.step_indices`, texts
-    a pure function of ``(seed, step)`` (the face parameters are recomputed from the pool's spec)."""
+    a pure function of ``(seed, step)`` (the face parameters are recomputed from the pool's spec).
+
+    ``negatives``: hard negatives per image (``True`` = 1, ``False`` = 0), each changing another
+    attribute while the face has one left; ``focus``: :func:`hard_negative`'s attribute weights."""
 
     def __init__(self, pool: Pool, batch: int, seed: int, tokenizer: Callable[[list[str]], torch.Tensor],
-                 full_prob: float = 0.3, negatives: bool = True) -> None:
+                 full_prob: float = 0.3, negatives: int = 1, focus: Mapping[str, float] | None = None) -> None:
         if batch < 1:
             raise InputError(f"batch size must be at least 1, got {batch}")
         if not 0.0 <= full_prob <= 1.0:
             raise InputError(f"full_prob must be in [0, 1], got {full_prob}")
+        if int(negatives) < 0:
+            raise InputError(f"negatives must be >= 0, got {negatives}")
         self.pool, self.batch_size, self.seed, self.tokenizer = pool, batch, seed, tokenizer
-        self.full_prob, self.negatives = full_prob, negatives
+        self.full_prob, self.negatives, self.focus = full_prob, int(negatives), dict(focus) if focus else None
         self._params: dict[int, FaceParams] = {}
 
     def params(self, index: int) -> FaceParams:
@@ -190,7 +233,7 @@ class ClipBatchSource:
         return self._params[index]
 
     def texts(self, step: int, indices: Sequence[int], styles: Sequence[str]) -> tuple[list[str], list[str]]:
-        """(one caption per image, one hard negative per image) of step ``step``."""
+        """(one caption per image, the hard negatives image by image) of step ``step``."""
         rng = random.Random(f"cfs-clip-texts/{self.seed}/{step}")  # str seeds are stable across runs
         true, negative = [], []
         for index, style in zip(indices, styles):
@@ -199,8 +242,11 @@ class ClipBatchSource:
                 true.append(full_caption(params, style))
             else:
                 true.append(rng.choice(captions(params, 5, style, seed=rng.randrange(2**32))))
-            if self.negatives:
-                negative.append(hard_negative(params, style, rng))
+            changed: list[str] = []
+            for _ in range(self.negatives):
+                text, name = _hard_negative(params, style, rng, self.focus, changed)
+                negative.append(text)
+                changed.append(name)
         return true, negative
 
     def __call__(self, step: int) -> ClipBatch:
@@ -255,7 +301,9 @@ class ClipTrainOptions:
     weights: tuple[float, ...] = (1.0, 1.0, 1.0)
     pool: int = 6000
     full_prob: float = 0.3
-    negatives: bool = True
+    negatives: int = 1  # hard negatives per image
+    # attribute weights of the hard negatives' choice, e.g. (("eye_color", 4.0),); () = uniform
+    focus: tuple[tuple[str, float], ...] = ()
     config: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEMO_CLIP_CONFIG))
     cache_dir: str | None = None
     workers: int = 1
@@ -268,6 +316,12 @@ class ClipTrainOptions:
     init: str | None = None
 
     def __post_init__(self) -> None:
+        for name, weight in self.focus:
+            if name not in ATTRIBUTE_CHOICES or not 0 < weight < float("inf"):
+                raise InputError(f"focus {name}={weight}: expected an attribute of {', '.join(ATTRIBUTES)} "
+                                 "and a positive weight")
+        if self.negatives < 0:
+            raise InputError(f"negatives must be >= 0, got {self.negatives}")
         if self.size != self.config["vision_cfg"]["image_size"]:
             raise InputError(f"the renders' side ({self.size}) must be the CLIP's image side "
                              f"({self.config['vision_cfg']['image_size']})")
@@ -308,7 +362,8 @@ def train_clip(opts: ClipTrainOptions, progress: ProgressCallback = _ignore) -> 
     optimizer = torch.optim.AdamW(_param_groups(model, opts.weight_decay), lr=opts.lr, betas=(0.9, 0.98), eps=1e-6)
     pool = Pool.build(opts.spec(), opts.pool, opts.cache_dir, opts.workers,
                       lambda done, total: progress(ProgressEvent("render", done, total)))
-    source = ClipBatchSource(pool, opts.batch, opts.seed, clip.tokenizer, opts.full_prob, opts.negatives)
+    source = ClipBatchSource(pool, opts.batch, opts.seed, clip.tokenizer, opts.full_prob, opts.negatives,
+                             dict(opts.focus) or None)
     result = run_loop(model, optimizer, source, _clip_loss(clip), opts.steps, opts.lr,  # type: ignore[arg-type]
                       opts.signature(), opts.checkpoint_dir, opts.checkpoint_every, opts.resume,
                       warmup=min(opts.warmup, opts.steps // 10), progress=progress)

@@ -26,6 +26,7 @@ from cfs_core.training.clip import (
     evaluate_clip,
     full_caption,
     hard_negative,
+    parse_focus,
     train_clip,
     visible_attributes,
     warm_start,
@@ -105,6 +106,34 @@ def test_counterfactual_captions_differ_from_the_truth() -> None:
     assert "hair_color" not in visible_attributes(bald, "photo")
 
 
+def _changed(face: FaceParams, style: str, text: str) -> str:
+    return next(a for a in visible_attributes(face, style) if text in counterfactual_captions(face, style, a).values())
+
+
+def test_focus_weights_steer_which_attribute_a_hard_negative_changes() -> None:
+    faces = [sample_params(face_seed("train", i)) for i in range(60)]
+    rng, focused = random.Random(1), random.Random(1)
+    uniform = [_changed(f, "photo", hard_negative(f, "photo", rng)) for f in faces for _ in range(5)]
+    pushed = [_changed(f, "photo", hard_negative(f, "photo", focused, {"eyebrows": 20.0})) for f in faces for _ in range(5)]
+    # eyebrows are always visible: ~1/11 of uniform picks, ~20/30 with weight 20
+    assert uniform.count("eyebrows") < 0.2 * len(uniform) and pushed.count("eyebrows") > 0.5 * len(pushed)
+    face = faces[0]
+    others = [a for a in visible_attributes(face, "photo") if a != "eyebrows"]
+    assert _changed(face, "photo", hard_negative(face, "photo", random.Random(2), exclude=others)) == "eyebrows"
+
+
+def test_parse_focus_accepts_weights_and_refuses_bad_ones() -> None:
+    assert parse_focus("eye_color=4, eyebrows=2.5,") == {"eye_color": 4.0, "eyebrows": 2.5}
+    assert parse_focus("") == {}
+    for bad in ("eye_colour=2", "eyebrows", "eyebrows=x", "eyebrows=0", "eyebrows=-1", "eyebrows=inf"):
+        with pytest.raises(InputError, match="focus"):
+            parse_focus(bad)
+    with pytest.raises(InputError, match="focus"):
+        ClipTrainOptions(focus=(("nose", 2.0),))
+    with pytest.raises(InputError, match="negatives"):
+        ClipTrainOptions(negatives=-1)
+
+
 def test_captions_fit_the_context() -> None:
     from open_clip.tokenizer import SimpleTokenizer
 
@@ -171,7 +200,7 @@ def test_a_clip_grows_to_a_larger_input_without_changing_what_it_computes(tmp_pa
 
 def test_batches_are_pure_functions_of_the_step(tmp_path: Path) -> None:
     from cfs_core.training.clip import ClipBatchSource
-    from cfs_core.training.data import Pool
+    from cfs_core.training.data import Pool, step_indices
 
     clip = build_clip(TINY)
     pool = Pool.build(DataSpec(size=32, styles=("photo", "clipart", "sketch"), weights=(1, 1, 1)), 12)
@@ -181,6 +210,13 @@ def test_batches_are_pure_functions_of_the_step(tmp_path: Path) -> None:
     assert not bool(a.positives[:, 6:].any())  # a counterfactual never equals a true caption of its image
     assert ClipBatchSource(pool, 6, 0, clip.tokenizer)(3).texts != a.texts
     assert ClipBatchSource(pool, 6, 0, clip.tokenizer, negatives=False)(2).tokens.shape == (6, 56)
+    three = ClipBatchSource(pool, 6, 0, clip.tokenizer, negatives=3, focus={"eye_color": 3.0})(2)
+    assert three.tokens.shape == (24, 56) and three.positives.shape == (6, 24) and not bool(three.positives[:, 6:].any())
+    source = ClipBatchSource(pool, 6, 0, clip.tokenizer)
+    faces = [source.params(i) for i in step_indices(2, 6, 0, 12).tolist()]
+    for i, face in enumerate(faces):  # an image's three negatives change three different attributes
+        changed = {_changed(face, three.styles[i], t) for t in three.texts[6 + 3 * i: 9 + 3 * i]}
+        assert len(changed) == min(3, len(visible_attributes(face, three.styles[i])))
 
 
 # ---------------------------------------------------------------------------------- evaluation

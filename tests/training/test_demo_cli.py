@@ -56,6 +56,17 @@ def test_clip_train_and_eval(cfs: Cfs, tmp_path: Path) -> None:
                  "--vision-layers", "1", "--init", fine)  # patch 16 at 64 px: a different patch grid
     assert result.exit_code == 2 and "only the vision patch may grow" in result.output
     assert not (tmp_path / "x.safetensors").exists()
+    result = cfs("demo", "train", "clip", "--out", tmp_path / "f.safetensors", "--steps", "1", "--batch", "2",
+                 "--pool", "2", "--vision-layers", "1", "--negatives", "2", "--focus", "eye_color=4,eyebrows=2")
+    assert result.exit_code == 0, result.output
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "f.safetensors"), "pt") as f:
+        report = json.loads(f.metadata()["training"])
+    assert report["options"]["negatives"] == 2 and report["options"]["focus"] == [["eye_color", 4.0], ["eyebrows", 2.0]]
+    result = cfs("demo", "train", "clip", "--out", tmp_path / "y.safetensors", "--focus", "eye_colour=4")
+    assert result.exit_code == 2 and "focus 'eye_colour=4'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "y.safetensors").exists()
 
 
 def test_clip_base_is_the_mean_unit_embedding_of_world_cliparts(cfs: Cfs, tmp_path: Path) -> None:
