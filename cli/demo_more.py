@@ -53,6 +53,7 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         init: Annotated[Path | None, typer.Option("--init", help="Fine-tune this demo CLIP file (same architecture; its patch may be a divisor of --patch, for a larger --image-size).")] = None,
         negatives: Annotated[int, typer.Option("--negatives", min=0, help="Hard-negative captions per image (each changes another attribute).")] = 1,
         focus: Annotated[str, typer.Option("--focus", metavar="ATTR=W,...", help="Weights of the attributes the hard negatives change, e.g. eye_color=4,eyebrows=3 (others 1).")] = "",
+        matched: Annotated[bool, typer.Option("--matched-negatives/--full-negatives", help="Hard negatives in the phrasing of the image's own caption, or counterfactuals of its full caption (the first CLIP's recipe).")] = False,
         checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 100, resume: Resume = True,
     ) -> None:
         """Train the small open_clip model contrastively on photo, clipart and sketch renders + captions."""
@@ -63,7 +64,7 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         check_out(out)
         opts = ClipTrainOptions(steps=steps, batch=batch, seed=seed, lr=lr, pool=pool, warmup=warmup,
                                 config=demo_clip_config(patch, vision_layers, image_size), size=image_size,
-                                init=ckpt(init), negatives=negatives, focus=tuple(parse_focus(focus).items()),
+                                init=ckpt(init), negatives=negatives, focus=tuple(parse_focus(focus).items()), matched=matched,
                                 cache_dir=ckpt(cache_dir), workers=workers, checkpoint_dir=ckpt(checkpoint_dir),
                                 checkpoint_every=checkpoint_every, resume=resume)
         with progress_bars() as progress:

@@ -30,6 +30,7 @@ image, and text→image retrieval (top-1, top-5) with the full captions.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -148,9 +149,36 @@ def hard_negative(params: FaceParams, style: str, rng: random.Random,
     return _hard_negative(params, style, rng, focus, exclude)[0]
 
 
+def _shape(params: FaceParams, style: str) -> tuple[Any, ...]:
+    """What decides the random draws of a :func:`~cfs_core.world.captions` phrasing: two faces of
+    one shape get, under one seed, the same phrasing with their own words."""
+    d = describe(params, colors=style != "sketch")
+    return (bool(d.hair), d.bald, d.mood != "neutral", len(d.salient), len(d.details), len(d.accessories),
+            bool(d.shirt), bool(d.background))
+
+
 def _hard_negative(params: FaceParams, style: str, rng: random.Random, focus: Mapping[str, float] | None,
-                   exclude: Sequence[str]) -> tuple[str, str]:
-    """(:func:`hard_negative`'s caption, the attribute it changed)."""
+                   exclude: Sequence[str], phrase: Callable[[FaceParams], str] | None = None) -> tuple[str, str]:
+    """(:func:`hard_negative`'s caption, the attribute it changed). With ``phrase`` (a face → its
+    caption in one fixed phrasing) the negative is that phrasing of the changed face, when the
+    phrasing names the attribute and keeps its shape (so it differs from the true caption only in
+    the changed words); otherwise the full caption's counterfactual."""
+    if phrase is not None:
+        true = phrase(params)
+        for_phrase = random.Random(rng.random())
+        shape = _shape(params, style)
+        attributes = [a for a in visible_attributes(params, style) if a not in exclude]
+        for_phrase.shuffle(attributes)
+        if focus is not None:
+            keys = {a: for_phrase.random() ** (1.0 / float(focus.get(a, 1.0))) for a in attributes}
+            attributes.sort(key=lambda a: -keys[a])
+        for name in attributes:
+            values = [v for v in ATTRIBUTE_CHOICES[name] if v != getattr(params, name)]
+            for_phrase.shuffle(values)
+            for value in values:
+                changed = params.replace(**{name: value})
+                if _shape(changed, style) == shape and (text := phrase(changed)) != true:
+                    return text, name
     true = full_caption(params, style)
     attributes = visible_attributes(params, style)
     if focus is None:
@@ -211,10 +239,15 @@ class ClipBatchSource:
     a pure function of ``(seed, step)`` (the face parameters are recomputed from the pool's spec).
 
     ``negatives``: hard negatives per image (``True`` = 1, ``False`` = 0), each changing another
-    attribute while the face has one left; ``focus``: :func:`hard_negative`'s attribute weights."""
+    attribute while the face has one left; ``focus``: :func:`hard_negative`'s attribute weights;
+    ``matched``: a negative is the counterfactual of the image's own caption in its phrasing (a
+    short caption gets a short negative), not of its full caption. Unmatched, a phrased positive
+    and a full-caption negative differ in their wording too, and a caption that names no eye colour
+    cannot teach eye colour: the text side learns the format, not the attribute."""
 
     def __init__(self, pool: Pool, batch: int, seed: int, tokenizer: Callable[[list[str]], torch.Tensor],
-                 full_prob: float = 0.3, negatives: int = 1, focus: Mapping[str, float] | None = None) -> None:
+                 full_prob: float = 0.3, negatives: int = 1, focus: Mapping[str, float] | None = None,
+                 matched: bool = False) -> None:
         if batch < 1:
             raise InputError(f"batch size must be at least 1, got {batch}")
         if not 0.0 <= full_prob <= 1.0:
@@ -223,6 +256,7 @@ class ClipBatchSource:
             raise InputError(f"negatives must be >= 0, got {negatives}")
         self.pool, self.batch_size, self.seed, self.tokenizer = pool, batch, seed, tokenizer
         self.full_prob, self.negatives, self.focus = full_prob, int(negatives), dict(focus) if focus else None
+        self.matched = matched
         self._params: dict[int, FaceParams] = {}
 
     def params(self, index: int) -> FaceParams:
@@ -238,13 +272,18 @@ class ClipBatchSource:
         true, negative = [], []
         for index, style in zip(indices, styles):
             params = self.params(int(index))
+            phrase: Callable[[FaceParams], str] | None = None
             if rng.random() < self.full_prob:
                 true.append(full_caption(params, style))
             else:
-                true.append(rng.choice(captions(params, 5, style, seed=rng.randrange(2**32))))
+                seed = rng.randrange(2**32)
+                pick = rng.randrange(5)  # draws as rng.choice over the five captions
+                true.append(captions(params, 5, style, seed=seed)[pick])
+                if self.matched:
+                    phrase = functools.partial(_phrasing, style=style, seed=seed, pick=pick)
             changed: list[str] = []
             for _ in range(self.negatives):
-                text, name = _hard_negative(params, style, rng, self.focus, changed)
+                text, name = _hard_negative(params, style, rng, self.focus, changed, phrase)
                 negative.append(text)
                 changed.append(name)
         return true, negative
@@ -256,6 +295,10 @@ class ClipBatchSource:
         texts = true + negative
         positives = torch.tensor([[t == caption for t in texts] for caption in true], dtype=torch.bool)
         return ClipBatch(b.images, self.tokenizer(texts), texts, positives, b.styles)
+
+
+def _phrasing(params: FaceParams, style: str, seed: int, pick: int) -> str:
+    return captions(params, 5, style, seed=seed)[pick]
 
 
 # ---------------------------------------------------------------------------------- loss
@@ -302,6 +345,7 @@ class ClipTrainOptions:
     pool: int = 6000
     full_prob: float = 0.3
     negatives: int = 1  # hard negatives per image
+    matched: bool = False  # negatives in the positive caption's own phrasing (ClipBatchSource)
     # attribute weights of the hard negatives' choice, e.g. (("eye_color", 4.0),); () = uniform
     focus: tuple[tuple[str, float], ...] = ()
     config: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEMO_CLIP_CONFIG))
@@ -363,7 +407,7 @@ def train_clip(opts: ClipTrainOptions, progress: ProgressCallback = _ignore) -> 
     pool = Pool.build(opts.spec(), opts.pool, opts.cache_dir, opts.workers,
                       lambda done, total: progress(ProgressEvent("render", done, total)))
     source = ClipBatchSource(pool, opts.batch, opts.seed, clip.tokenizer, opts.full_prob, opts.negatives,
-                             dict(opts.focus) or None)
+                             dict(opts.focus) or None, opts.matched)
     result = run_loop(model, optimizer, source, _clip_loss(clip), opts.steps, opts.lr,  # type: ignore[arg-type]
                       opts.signature(), opts.checkpoint_dir, opts.checkpoint_every, opts.resume,
                       warmup=min(opts.warmup, opts.steps // 10), progress=progress)

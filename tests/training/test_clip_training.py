@@ -219,6 +219,31 @@ def test_batches_are_pure_functions_of_the_step(tmp_path: Path) -> None:
         assert len(changed) == min(3, len(visible_attributes(face, three.styles[i])))
 
 
+def test_matched_negatives_differ_from_a_phrased_caption_only_in_the_changed_words() -> None:
+    import difflib
+
+    from cfs_core.training.clip import ClipBatchSource
+    from cfs_core.training.data import Pool
+
+    clip = build_clip(TINY)
+    pool = Pool.build(DataSpec(size=32, styles=("photo", "clipart", "sketch"), weights=(1, 1, 1)), 12)
+
+    def close_fraction(matched: bool) -> float:
+        source = ClipBatchSource(pool, 6, 0, clip.tokenizer, full_prob=0.0, negatives=2, matched=matched)
+        close = []
+        for step in range(10):
+            batch = source(step)
+            assert not bool(batch.positives[:, 6:].any())
+            for i in range(6):
+                for negative in batch.texts[6 + 2 * i: 8 + 2 * i]:
+                    edits = [w for w in difflib.ndiff(batch.texts[i].split(), negative.split()) if w[0] in "+-"]
+                    close.append(len(edits) <= 3)
+        return float(np.mean(close))
+
+    # a phrased positive against full-caption counterfactuals: the wording differs almost always
+    assert close_fraction(False) < 0.1 and close_fraction(True) > 0.75
+
+
 # ---------------------------------------------------------------------------------- evaluation
 def test_evaluation_reports_fractions() -> None:
     clip = build_clip(TINY)
