@@ -54,6 +54,8 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         negatives: Annotated[int, typer.Option("--negatives", min=0, help="Hard-negative captions per image (each changes another attribute).")] = 1,
         focus: Annotated[str, typer.Option("--focus", metavar="ATTR=W,...", help="Weights of the attributes the hard negatives change, e.g. eye_color=4,eyebrows=3 (others 1).")] = "",
         matched: Annotated[bool, typer.Option("--matched-negatives/--full-negatives", help="Hard negatives in the phrasing of the image's own caption, or counterfactuals of its full caption (the first CLIP's recipe).")] = False,
+        groups: Annotated[int, typer.Option("--groups", min=0, help="Images per step that also rank the captions of one attribute's values (--focus weights the attribute).")] = 0,
+        group_weight: Annotated[float, typer.Option("--group-weight", min=0.0, help="Weight of that ranking loss.")] = 1.0,
         checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 100, resume: Resume = True,
     ) -> None:
         """Train the small open_clip model contrastively on photo, clipart and sketch renders + captions."""
@@ -65,6 +67,7 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         opts = ClipTrainOptions(steps=steps, batch=batch, seed=seed, lr=lr, pool=pool, warmup=warmup,
                                 config=demo_clip_config(patch, vision_layers, image_size), size=image_size,
                                 init=ckpt(init), negatives=negatives, focus=tuple(parse_focus(focus).items()), matched=matched,
+                                groups=groups, group_weight=group_weight,
                                 cache_dir=ckpt(cache_dir), workers=workers, checkpoint_dir=ckpt(checkpoint_dir),
                                 checkpoint_every=checkpoint_every, resume=resume)
         with progress_bars() as progress:

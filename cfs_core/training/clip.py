@@ -17,7 +17,8 @@ world renders (photo, clipart and sketch, equal weights). The texts of step ``k`
 function of ``(seed, k)`` (:class:`ClipBatchSource`): per image one caption, the full one with
 probability ``full_prob``, otherwise one of :func:`~cfs_core.world.captions`' five phrasings, plus
 ``negatives`` counterfactual captions as hard negatives (each changing another attribute, chosen
-with the ``focus`` weights, so a fine-tuning run can push the attributes that lag). Loss: the symmetric CLIP loss with the model's
+with the ``focus`` weights, so a fine-tuning run can push the attributes that lag; with ``matched``
+in the phrasing of the image's own caption, so that they differ from it only in the changed words). Loss: the symmetric CLIP loss with the model's
 learnable temperature (``exp`` clamped at 100) in which image→text runs over the ``B`` true
 captions and the ``B`` hard negatives, text→image over the ``B`` images; identical texts in a
 batch count as positives of each other's images (:func:`contrastive_loss`).
@@ -50,21 +51,27 @@ from cfs_core.nets.protocols import mean_unit_image_embedding, unit
 from cfs_core.training.data import (
     ATTRIBUTE_CHOICES,
     ATTRIBUTES,
-    IGNORE,
     DataSpec,
     Pool,
-    attribute_targets,
     face_seed,
     make_batch,
     render_item,
     step_indices,
 )
+from cfs_core.training.clip_captions import (
+    _hard_negative,
+    counterfactual_captions,
+    full_caption,
+    hard_negative,
+    parse_focus,
+    phrasing,
+    visible_attributes,
+)
 from cfs_core.training.loops import run_loop
 from cfs_core.world import FaceParams, captions, sample_params
-from cfs_core.world.captions import STYLE_PREFIXES, _join, _subject, article, describe
 
 __all__ = ["DEMO_CLIP_CONFIG", "CLIP_STYLES", "ClipBatch", "ClipBatchSource", "ClipTrainOptions", "build_clip",
-           "contrastive_loss", "demo_clip_config", "encode_renders", "warm_start",
+           "contrastive_loss", "demo_clip_config", "group_loss", "encode_renders", "warm_start",
            "counterfactual_captions", "evaluate_clip", "full_caption", "hard_negative", "parse_focus", "train_clip",
            "visible_attributes"]
 
@@ -95,128 +102,6 @@ def _ignore(event: ProgressEvent) -> None:
     """Default progress sink."""
 
 
-# ---------------------------------------------------------------------------------- captions
-def full_caption(params: FaceParams, style: str = "photo") -> str:
-    """One deterministic caption naming every visible attribute of ``params`` rendered in ``style``.
-
-    Phrasing of :func:`~cfs_core.world.captions` (its first style prefix, the mood as an
-    adjective, "with" hair, glasses, facial hair, eyes and eyebrows, ", wearing" hat, earrings and
-    shirt, then the background). Two completions make every visible attribute named exactly once:
-    when the hair colour shows only in the facial hair it is named there ("a red beard"), and eyes
-    behind sunglasses are not named. Sketches name no colour.
-    """
-    if style not in STYLE_PREFIXES:
-        raise InputError(f"unknown style {style!r}; allowed: {', '.join(STYLE_PREFIXES)}")
-    colors = style != "sketch"
-    d = describe(params, colors=colors)
-    salient = list(d.salient)
-    if colors and not d.hair and params.facial_hair != "none":  # facial hair is appended last
-        phrase = f"{params.hair_color} {params.facial_hair}"
-        salient[-1] = f"{article(phrase)} {phrase}"
-    details = [p for p in d.details if not (params.glasses == "sunglasses" and p.endswith(" eyes"))]
-    with_items = ([d.hair] if d.hair else []) + salient + details
-    wearing = list(d.accessories) + ([d.shirt] if d.shirt else [])
-    text = _subject(d, with_mood=True)
-    if with_items:
-        text += " with " + _join(with_items)
-    if wearing:
-        text += (", wearing " if with_items else " wearing ") + _join(wearing)
-    if d.background:
-        text += " " + d.background
-    return f"{STYLE_PREFIXES[style][0]} {text}"
-
-
-def visible_attributes(params: FaceParams, style: str = "photo") -> list[str]:
-    """The attributes (of :data:`~cfs_core.training.data.ATTRIBUTES`) that ``style`` shows."""
-    return [a for a, t in zip(ATTRIBUTES, attribute_targets(params, style)) if int(t) != IGNORE]
-
-
-def counterfactual_captions(params: FaceParams, style: str, attribute: str) -> dict[str, str]:
-    """``{value: full caption with attribute=value, everything else true}`` for every value."""
-    if attribute not in ATTRIBUTE_CHOICES:
-        raise InputError(f"unknown attribute {attribute!r}; allowed: {', '.join(ATTRIBUTES)}")
-    return {v: full_caption(params.replace(**{attribute: v}), style) for v in ATTRIBUTE_CHOICES[attribute]}
-
-
-def hard_negative(params: FaceParams, style: str, rng: random.Random,
-                  focus: Mapping[str, float] | None = None, exclude: Sequence[str] = ()) -> str:
-    """A full caption of the face with one random visible attribute changed so that the caption
-    differs (eyebrows are always visible and named, so there always is one).
-
-    ``focus`` weights the choice of the attribute (``{name: weight}``, others 1; ``None``: uniform),
-    so training can push the attributes a model finds hard; ``exclude`` names attributes not to
-    change (the other negatives of the same image), unless nothing else can be changed."""
-    return _hard_negative(params, style, rng, focus, exclude)[0]
-
-
-def _shape(params: FaceParams, style: str) -> tuple[Any, ...]:
-    """What decides the random draws of a :func:`~cfs_core.world.captions` phrasing: two faces of
-    one shape get, under one seed, the same phrasing with their own words."""
-    d = describe(params, colors=style != "sketch")
-    return (bool(d.hair), d.bald, d.mood != "neutral", len(d.salient), len(d.details), len(d.accessories),
-            bool(d.shirt), bool(d.background))
-
-
-def _hard_negative(params: FaceParams, style: str, rng: random.Random, focus: Mapping[str, float] | None,
-                   exclude: Sequence[str], phrase: Callable[[FaceParams], str] | None = None) -> tuple[str, str]:
-    """(:func:`hard_negative`'s caption, the attribute it changed). With ``phrase`` (a face → its
-    caption in one fixed phrasing) the negative is that phrasing of the changed face, when the
-    phrasing names the attribute and keeps its shape (so it differs from the true caption only in
-    the changed words); otherwise the full caption's counterfactual."""
-    if phrase is not None:
-        true = phrase(params)
-        for_phrase = random.Random(rng.random())
-        shape = _shape(params, style)
-        attributes = [a for a in visible_attributes(params, style) if a not in exclude]
-        for_phrase.shuffle(attributes)
-        if focus is not None:
-            keys = {a: for_phrase.random() ** (1.0 / float(focus.get(a, 1.0))) for a in attributes}
-            attributes.sort(key=lambda a: -keys[a])
-        for name in attributes:
-            values = [v for v in ATTRIBUTE_CHOICES[name] if v != getattr(params, name)]
-            for_phrase.shuffle(values)
-            for value in values:
-                changed = params.replace(**{name: value})
-                if _shape(changed, style) == shape and (text := phrase(changed)) != true:
-                    return text, name
-    true = full_caption(params, style)
-    attributes = visible_attributes(params, style)
-    if focus is None:
-        rng.shuffle(attributes)
-    else:  # weighted order without replacement (Efraimidis–Spirakis keys u^(1/w), largest first)
-        keys = {a: rng.random() ** (1.0 / float(focus.get(a, 1.0))) for a in attributes}
-        attributes.sort(key=lambda a: -keys[a])
-    attributes = [a for a in attributes if a not in exclude] + [a for a in attributes if a in exclude]
-    for name in attributes:
-        values = [v for v in ATTRIBUTE_CHOICES[name] if v != getattr(params, name)]
-        rng.shuffle(values)
-        for value in values:
-            text = full_caption(params.replace(**{name: value}), style)
-            if text != true:
-                return text, name
-    raise InputError(f"no visible attribute of this face can be changed in its {style} caption")  # pragma: no cover
-
-
-def parse_focus(text: str) -> dict[str, float]:
-    """``"eye_color=4,eyebrows=3"`` → ``{"eye_color": 4.0, "eyebrows": 3.0}`` (weights > 0 of
-    known attributes; an empty text is no focus)."""
-    focus: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep or name not in ATTRIBUTE_CHOICES:
-            raise InputError(f"focus {part!r}: expected attribute=weight with an attribute of "
-                             f"{', '.join(ATTRIBUTES)}")
-        try:
-            weight = float(value)
-        except ValueError:
-            raise InputError(f"focus {part!r}: the weight must be a number") from None
-        if not weight > 0 or weight == float("inf"):
-            raise InputError(f"focus {part!r}: the weight must be a positive number")
-        focus[name] = weight
-    return focus
-
-
 # ---------------------------------------------------------------------------------- batches
 @dataclass
 class ClipBatch:
@@ -229,6 +114,13 @@ class ClipBatch:
     texts: list[str]
     positives: torch.Tensor  # [B, T] bool
     styles: list[str]
+    # ranking groups (ClipBatchSource ``groups``): image ``group_images[g]`` against the texts ``j``
+    # with ``group_of[j] == g`` (its counterfactual full captions for one attribute); the true one
+    # is text ``group_truth[g]``
+    group_images: torch.Tensor | None = None  # [G] int64
+    group_tokens: torch.Tensor | None = None  # [U, context_length] int64
+    group_of: torch.Tensor | None = None  # [U] int64
+    group_truth: torch.Tensor | None = None  # [G] int64
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -243,11 +135,15 @@ class ClipBatchSource:
     ``matched``: a negative is the counterfactual of the image's own caption in its phrasing (a
     short caption gets a short negative), not of its full caption. Unmatched, a phrased positive
     and a full-caption negative differ in their wording too, and a caption that names no eye colour
-    cannot teach eye colour: the text side learns the format, not the attribute."""
+    cannot teach eye colour: the text side learns the format, not the attribute.
+
+    ``groups``: that many images of each step also rank the full captions with one of their
+    attributes (``focus``-weighted) set to each of its values (:func:`group_loss`); their draws are
+    separate, so the other texts do not depend on it."""
 
     def __init__(self, pool: Pool, batch: int, seed: int, tokenizer: Callable[[list[str]], torch.Tensor],
                  full_prob: float = 0.3, negatives: int = 1, focus: Mapping[str, float] | None = None,
-                 matched: bool = False) -> None:
+                 matched: bool = False, groups: int = 0) -> None:
         if batch < 1:
             raise InputError(f"batch size must be at least 1, got {batch}")
         if not 0.0 <= full_prob <= 1.0:
@@ -256,7 +152,7 @@ class ClipBatchSource:
             raise InputError(f"negatives must be >= 0, got {negatives}")
         self.pool, self.batch_size, self.seed, self.tokenizer = pool, batch, seed, tokenizer
         self.full_prob, self.negatives, self.focus = full_prob, int(negatives), dict(focus) if focus else None
-        self.matched = matched
+        self.matched, self.groups = matched, max(0, min(int(groups), batch))
         self._params: dict[int, FaceParams] = {}
 
     def params(self, index: int) -> FaceParams:
@@ -280,7 +176,7 @@ class ClipBatchSource:
                 pick = rng.randrange(5)  # draws as rng.choice over the five captions
                 true.append(captions(params, 5, style, seed=seed)[pick])
                 if self.matched:
-                    phrase = functools.partial(_phrasing, style=style, seed=seed, pick=pick)
+                    phrase = functools.partial(phrasing, style=style, seed=seed, pick=pick)
             changed: list[str] = []
             for _ in range(self.negatives):
                 text, name = _hard_negative(params, style, rng, self.focus, changed, phrase)
@@ -294,11 +190,32 @@ class ClipBatchSource:
         true, negative = self.texts(step, idx.tolist(), b.styles)
         texts = true + negative
         positives = torch.tensor([[t == caption for t in texts] for caption in true], dtype=torch.bool)
-        return ClipBatch(b.images, self.tokenizer(texts), texts, positives, b.styles)
+        batch = ClipBatch(b.images, self.tokenizer(texts), texts, positives, b.styles)
+        if self.groups:
+            self._add_groups(batch, step, idx.tolist())
+        return batch
 
-
-def _phrasing(params: FaceParams, style: str, seed: int, pick: int) -> str:
-    return captions(params, 5, style, seed=seed)[pick]
+    def _add_groups(self, batch: ClipBatch, step: int, indices: Sequence[int]) -> None:
+        rng = random.Random(f"cfs-clip-groups/{self.seed}/{step}")
+        images, texts, owner, truth = [], [], [], []
+        for i in range(self.groups):
+            params, style = self.params(int(indices[i])), batch.styles[i]
+            options = []
+            for name in visible_attributes(params, style):
+                distinct = list(dict.fromkeys(counterfactual_captions(params, style, name).values()))
+                if len(distinct) > 1:
+                    options.append((name, distinct))
+            if not options:
+                continue
+            weights = [float((self.focus or {}).get(name, 1.0)) for name, _ in options]
+            _, distinct = rng.choices(options, weights)[0]
+            truth.append(len(texts) + distinct.index(full_caption(params, style)))
+            images.append(i)
+            owner += [len(images) - 1] * len(distinct)
+            texts += distinct
+        if images:
+            batch.group_images, batch.group_tokens = torch.tensor(images), self.tokenizer(texts)
+            batch.group_of, batch.group_truth = torch.tensor(owner), torch.tensor(truth)
 
 
 # ---------------------------------------------------------------------------------- loss
@@ -316,13 +233,29 @@ def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scal
     return (i2t + t2i) / 2
 
 
-def _clip_loss(clip: ClipModel) -> Callable[[nn.Module, ClipBatch], torch.Tensor]:
+def group_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor,
+               group_of: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``G`` ranking groups: unit image embeddings ``[G, D]``, the unit
+    embeddings ``[U, D]`` of all groups' texts, ``group_of [U]`` (each text's group) and ``truth
+    [G]`` (the true text of each group): group ``g`` is a softmax over its own texts only."""
+    logits = logit_scale.exp().clamp(max=MAX_LOGIT_SCALE) * image_emb @ text_emb.T  # [G, U]
+    own = group_of.to(logits.device)[None, :] == torch.arange(len(image_emb), device=logits.device)[:, None]
+    return F.cross_entropy(logits.masked_fill(~own, float("-inf")), truth.to(logits.device))
+
+
+def _clip_loss(clip: ClipModel, group_weight: float = 0.0) -> Callable[[nn.Module, ClipBatch], torch.Tensor]:
     def loss(model: nn.Module, batch: ClipBatch) -> torch.Tensor:
         device = clip.device
         pixels = normalized_resize(batch.images.to(device), clip.image_size, clip.mean, clip.std)
         image_emb = F.normalize(model.encode_image(pixels), dim=-1)
         text_emb = F.normalize(model.encode_text(batch.tokens.to(device)), dim=-1)
-        return contrastive_loss(image_emb, text_emb, model.logit_scale, batch.positives)
+        total = contrastive_loss(image_emb, text_emb, model.logit_scale, batch.positives)
+        if group_weight and batch.group_tokens is not None:
+            assert batch.group_images is not None and batch.group_of is not None and batch.group_truth is not None
+            group_emb = F.normalize(model.encode_text(batch.group_tokens.to(device)), dim=-1)
+            total = total + group_weight * group_loss(image_emb[batch.group_images.to(device)], group_emb,
+                                                      model.logit_scale, batch.group_of, batch.group_truth)
+        return total
 
     return loss
 
@@ -346,6 +279,8 @@ class ClipTrainOptions:
     full_prob: float = 0.3
     negatives: int = 1  # hard negatives per image
     matched: bool = False  # negatives in the positive caption's own phrasing (ClipBatchSource)
+    groups: int = 0  # images per step that also rank one attribute's counterfactual captions
+    group_weight: float = 1.0  # weight of that ranking loss (group_loss)
     # attribute weights of the hard negatives' choice, e.g. (("eye_color", 4.0),); () = uniform
     focus: tuple[tuple[str, float], ...] = ()
     config: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEMO_CLIP_CONFIG))
@@ -364,8 +299,9 @@ class ClipTrainOptions:
             if name not in ATTRIBUTE_CHOICES or not 0 < weight < float("inf"):
                 raise InputError(f"focus {name}={weight}: expected an attribute of {', '.join(ATTRIBUTES)} "
                                  "and a positive weight")
-        if self.negatives < 0:
-            raise InputError(f"negatives must be >= 0, got {self.negatives}")
+        if self.negatives < 0 or self.groups < 0 or self.group_weight < 0:
+            raise InputError(f"negatives, groups and group_weight must be >= 0, got {self.negatives}, {self.groups}, "
+                             f"{self.group_weight}")
         if self.size != self.config["vision_cfg"]["image_size"]:
             raise InputError(f"the renders' side ({self.size}) must be the CLIP's image side "
                              f"({self.config['vision_cfg']['image_size']})")
@@ -407,8 +343,9 @@ def train_clip(opts: ClipTrainOptions, progress: ProgressCallback = _ignore) -> 
     pool = Pool.build(opts.spec(), opts.pool, opts.cache_dir, opts.workers,
                       lambda done, total: progress(ProgressEvent("render", done, total)))
     source = ClipBatchSource(pool, opts.batch, opts.seed, clip.tokenizer, opts.full_prob, opts.negatives,
-                             dict(opts.focus) or None, opts.matched)
-    result = run_loop(model, optimizer, source, _clip_loss(clip), opts.steps, opts.lr,  # type: ignore[arg-type]
+                             dict(opts.focus) or None, opts.matched, opts.groups)
+    loss = _clip_loss(clip, opts.group_weight if opts.groups else 0.0)
+    result = run_loop(model, optimizer, source, loss, opts.steps, opts.lr,  # type: ignore[arg-type]
                       opts.signature(), opts.checkpoint_dir, opts.checkpoint_every, opts.resume,
                       warmup=min(opts.warmup, opts.steps // 10), progress=progress)
     model.eval().requires_grad_(False)

@@ -25,6 +25,7 @@ from cfs_core.training.clip import (
     encode_renders,
     evaluate_clip,
     full_caption,
+    group_loss,
     hard_negative,
     parse_focus,
     train_clip,
@@ -242,6 +243,36 @@ def test_matched_negatives_differ_from_a_phrased_caption_only_in_the_changed_wor
 
     # a phrased positive against full-caption counterfactuals: the wording differs almost always
     assert close_fraction(False) < 0.1 and close_fraction(True) > 0.75
+
+
+def test_ranking_groups_hold_one_attributes_captions_and_their_loss_ranks_within_a_group() -> None:
+    from cfs_core.training.clip import ClipBatchSource
+    from cfs_core.training.data import Pool, step_indices
+
+    clip = build_clip(TINY)
+    pool = Pool.build(DataSpec(size=32, styles=("photo", "clipart", "sketch"), weights=(1, 1, 1)), 12)
+    plain = ClipBatchSource(pool, 6, 0, clip.tokenizer, focus={"eye_color": 5.0})(2)
+    batch = ClipBatchSource(pool, 6, 0, clip.tokenizer, groups=4, focus={"eye_color": 5.0})(2)
+    assert batch.texts == plain.texts  # the groups draw apart: the other texts do not change
+    assert batch.group_images is not None and batch.group_tokens is not None
+    assert batch.group_of is not None and batch.group_truth is not None
+    assert batch.group_images.tolist() == [0, 1, 2, 3] and len(batch.group_of) == len(batch.group_tokens)
+    source = ClipBatchSource(pool, 6, 0, clip.tokenizer)
+    for g, i in enumerate(batch.group_images.tolist()):
+        face = source.params(step_indices(2, 6, 0, 12).tolist()[i])
+        members = (batch.group_of == g).nonzero().flatten().tolist()
+        assert batch.group_truth[g].item() in members and len(members) >= 2
+        truth = clip.tokenizer([full_caption(face, batch.styles[i])])[0]
+        assert torch.equal(batch.group_tokens[batch.group_truth[g]], truth)
+    # the loss: a softmax over the group's own texts only
+    image = torch.nn.functional.normalize(torch.randn(2, 8), dim=-1)
+    texts = torch.nn.functional.normalize(torch.randn(5, 8), dim=-1)
+    group_of, truth, scale = torch.tensor([0, 0, 1, 1, 1]), torch.tensor([1, 3]), torch.tensor(0.0)
+    logits = image @ texts.T
+    expected = (-(logits[0, :2].log_softmax(0)[1]) - logits[1, 2:].log_softmax(0)[1]) / 2
+    assert torch.allclose(group_loss(image, texts, scale, group_of, truth), expected, atol=1e-6)
+    texts[3] = image[1]  # the true text of group 1 aligned with its image: lower loss
+    assert group_loss(image, texts, scale + 3, group_of, truth) < group_loss(image, texts.flip(0), scale + 3, group_of, truth)
 
 
 # ---------------------------------------------------------------------------------- evaluation

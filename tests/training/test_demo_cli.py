@@ -58,13 +58,14 @@ def test_clip_train_and_eval(cfs: Cfs, tmp_path: Path) -> None:
     assert not (tmp_path / "x.safetensors").exists()
     result = cfs("demo", "train", "clip", "--out", tmp_path / "f.safetensors", "--steps", "1", "--batch", "2",
                  "--pool", "2", "--vision-layers", "1", "--negatives", "2", "--focus", "eye_color=4,eyebrows=2",
-                 "--matched-negatives")
+                 "--matched-negatives", "--groups", "2")
     assert result.exit_code == 0, result.output
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "f.safetensors"), "pt") as f:
         report = json.loads(f.metadata()["training"])
-    assert report["options"]["matched"] is True
+    assert report["options"]["matched"] is True and report["options"]["groups"] == 2
+    assert report["final_loss"] == report["final_loss"]  # the ranking loss ran (finite, not NaN)
     assert report["options"]["negatives"] == 2 and report["options"]["focus"] == [["eye_color", 4.0], ["eyebrows", 2.0]]
     result = cfs("demo", "train", "clip", "--out", tmp_path / "y.safetensors", "--focus", "eye_colour=4")
     assert result.exit_code == 2 and "focus 'eye_colour=4'" in result.output and "Traceback" not in result.output
