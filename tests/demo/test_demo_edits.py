@@ -92,8 +92,9 @@ def test_the_source_reads_as_asked(pictures: dict[str, Path]) -> None:
 
 RED_HAIR = "a photo of a person with red hair"
 CASES = [  # (id, cfs edit arguments, what the evaluator must read in the edit: a value or a tuple of accepted ones)
-    # With StyleCLIP's identity loss (id_lambda 0.05): red at identity 0.95 on one and two threads alike; without it the
-    # 128 px CLIP's run also reads red but ends at identity 0.82 on two threads and 0.46 on one (float order: chaotic).
+    # With StyleCLIP's identity loss (id_lambda 0.05): red, identity 0.86 with the stage-3 CLIP (0.95 with stage 2, on
+    # one and two threads alike); without it the stage-2 CLIP's run also read red but ended at identity 0.82 on two
+    # threads and 0.46 on one (float order: chaotic).
     pytest.param("latent-opt", ["--method", "latent-opt", "--text", RED_HAIR, "-o", "steps=60", "-o", "id_lambda=0.05"],
                  {"hair_color": "red"}, id="latent-opt-text"),
     # The set's defaults: relevance over every StyleSpace layer (hair colour lives in the 64 px layers), β 0.15, α 4.1.
