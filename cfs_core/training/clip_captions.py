@@ -83,6 +83,13 @@ def _shape(params: FaceParams, style: str) -> tuple[Any, ...]:
             bool(d.shirt), bool(d.background))
 
 
+def _focus_order(attributes: list[str], rng: random.Random, focus: Mapping[str, float]) -> None:
+    """Sort ``attributes`` in place into a random order drawn without replacement with the
+    ``focus`` weights (others 1): Efraimidis–Spirakis keys ``u^(1/w)``, largest first."""
+    keys = {a: rng.random() ** (1.0 / float(focus.get(a, 1.0))) for a in attributes}
+    attributes.sort(key=lambda a: -keys[a])
+
+
 def _hard_negative(params: FaceParams, style: str, rng: random.Random, focus: Mapping[str, float] | None,
                    exclude: Sequence[str], phrase: Callable[[FaceParams], str] | None = None) -> tuple[str, str]:
     """(:func:`hard_negative`'s caption, the attribute it changed). With ``phrase`` (a face → its
@@ -96,8 +103,7 @@ def _hard_negative(params: FaceParams, style: str, rng: random.Random, focus: Ma
         attributes = [a for a in visible_attributes(params, style) if a not in exclude]
         for_phrase.shuffle(attributes)
         if focus is not None:
-            keys = {a: for_phrase.random() ** (1.0 / float(focus.get(a, 1.0))) for a in attributes}
-            attributes.sort(key=lambda a: -keys[a])
+            _focus_order(attributes, for_phrase, focus)
         for name in attributes:
             values = [v for v in ATTRIBUTE_CHOICES[name] if v != getattr(params, name)]
             for_phrase.shuffle(values)
@@ -109,9 +115,8 @@ def _hard_negative(params: FaceParams, style: str, rng: random.Random, focus: Ma
     attributes = visible_attributes(params, style)
     if focus is None:
         rng.shuffle(attributes)
-    else:  # weighted order without replacement (Efraimidis–Spirakis keys u^(1/w), largest first)
-        keys = {a: rng.random() ** (1.0 / float(focus.get(a, 1.0))) for a in attributes}
-        attributes.sort(key=lambda a: -keys[a])
+    else:
+        _focus_order(attributes, rng, focus)
     attributes = [a for a in attributes if a not in exclude] + [a for a in attributes if a in exclude]
     for name in attributes:
         values = [v for v in ATTRIBUTE_CHOICES[name] if v != getattr(params, name)]
