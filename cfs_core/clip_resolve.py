@@ -25,8 +25,6 @@ __all__ = ["register_config", "resolve_pretrained_file", "resolve_source"]
 HF_WEIGHTS, HF_SAFE_WEIGHTS = "open_clip_pytorch_model.bin", "open_clip_model.safetensors"
 
 
-
-
 def register_config(config: Mapping[str, Any], stem: str) -> str:
     """Put a custom config in open_clip's table under a content-hashed name; return the name."""
     from open_clip import factory
