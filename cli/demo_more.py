@@ -142,6 +142,10 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
                                             "then the mapping is refitted) or 'mapping' (the mapping's own outputs, kept).")] = "additive",
         detail_weight: Annotated[float, typer.Option("--detail-weight", min=1.0, help="L1 weight of the small parts "
                                                      "(glasses, eyes, brows, mouth, earrings).")] = 8.0,
+        separate: Annotated[str, typer.Option("--separate", help="Comma-separated parameters whose codes the start pulls "
+                                              "apart (values the starting mapping draws alike), e.g. eye_color,expression.")] = "",
+        separate_scale: Annotated[float, typer.Option("--separate-scale", min=0.0, help="Norm of each value's offset "
+                                                      "(--separate).")] = 0.8,
         half: Annotated[bool, typer.Option("--half", help="Store the encoder fp16 (tensors out of fp16 range stay fp32).")] = False,
         until: Annotated[int | None, typer.Option("--until", min=1, help="Stop after this step (schedule of --steps).")] = None,
         checkpoint_dir: CheckpointDir = None, checkpoint_every: CheckpointEvery = 100, resume: Resume = True,
@@ -164,7 +168,8 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
         opts = CodeTrainOptions(generator=str(generator), encoder=str(encoder), steps=steps, batch=batch, lr=lr,
                                 map_steps=map_steps, map_lr=map_lr, source=source,
                                 detail_weight=detail_weight,
-                                seed=seed, checkpoint_dir=ckpt(checkpoint_dir),
+                                separate=tuple(n.strip() for n in separate.split(",") if n.strip()),
+                                separate_scale=separate_scale, seed=seed, checkpoint_dir=ckpt(checkpoint_dir),
                                 checkpoint_every=checkpoint_every, resume=resume, until=until)
         with progress_bars() as progress:
             g, e4e, report = train(opts, progress)

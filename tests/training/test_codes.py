@@ -134,3 +134,50 @@ def test_code_stage_from_the_mapping_keeps_the_mapping(start: tuple[Path, Path])
     assert '"source": "mapping"' in opts.signature("codes") and "source" not in CodeTrainOptions().signature("codes")
     with pytest.raises(InputError, match="source must be"):
         CodeTrainOptions(source="renders")
+
+
+def test_separate_codes_pulls_named_rows_apart_and_keeps_the_rest() -> None:
+    from cfs_core.training.codes import code_spread, feature_slices, separate_codes
+    from cfs_core.world import SPECS
+
+    slices = feature_slices()
+    width = additive_features(torch.zeros(1, 32)).shape[1]
+    assert slices[list(SPECS)[0]].start == 1 and max(s.stop for s in slices.values()) == width
+    assert slices["eye_color"].stop - slices["eye_color"].start == len(SPECS["eye_color"].choices)
+    a = torch.zeros(width, 16)
+    a[slices["hair"]] = torch.eye(16)[: len(SPECS["hair"].choices)]  # hair: unit rows, pairwise sqrt(2) apart
+    out = separate_codes(a, ("eye_color", "expression", "nose_width"), 0.8, seed=0)
+    assert torch.equal(out, separate_codes(a, ("eye_color", "expression", "nose_width"), 0.8, seed=0))  # seeded
+    changed = torch.zeros(width, dtype=torch.bool)
+    for name in ("eye_color", "expression", "nose_width"):
+        changed[slices[name]] = True
+    assert torch.equal(out[~changed], a[~changed])
+    eye = out[slices["eye_color"]]
+    assert float(eye.mean(0).norm()) < 0.1 * 0.8  # the average code moves little
+    assert torch.allclose(eye.norm(dim=1), torch.full((len(eye),), 0.8), atol=1e-5)
+    before, after = code_spread(a), code_spread(out)
+    assert before["eye_color"] == 0.0 and after["eye_color"] > 0.8 and after["expression"] > 0.8
+    assert after["nose_width"] == pytest.approx(0.8, abs=1e-5) and after["hair"] == pytest.approx(2 ** 0.5, abs=1e-5)
+
+
+def test_separate_needs_known_names_and_the_additive_source() -> None:
+    with pytest.raises(InputError, match="unknown parameter"):
+        CodeTrainOptions(separate=("eye_colour",))
+    with pytest.raises(InputError, match="needs source 'additive'"):
+        CodeTrainOptions(separate=("eye_color",), source="mapping")
+    assert "separate" not in CodeTrainOptions().signature("codes")
+    signature = CodeTrainOptions(separate=("eye_color",)).signature("codes")
+    assert '"separate": ["eye_color"]' in signature and '"separate_rows": "fixed"' in signature
+
+
+def test_code_stage_keeps_the_separated_rows_fixed(start: tuple[Path, Path]) -> None:
+    from cfs_core.training.codes import code_spread, separate_codes
+
+    opts = CodeTrainOptions(generator=str(start[0]), encoder=str(start[1]), steps=2, batch=2, fit_latents=256,
+                            map_steps=2, map_batch=4, separate=("expression",), separate_scale=2.0)
+    _, _, report = train_codes(opts)
+    g = load_generator(start[0]).generator
+    a, _ = fit_embedding(g, 256, seed=0)
+    start_spread = code_spread(separate_codes(a, ("expression",), 2.0, seed=0))
+    assert report["code_spread"]["expression"] == pytest.approx(start_spread["expression"], abs=1e-4)  # kept fixed
+    assert report["code_spread"]["hair"] != pytest.approx(start_spread["hair"], abs=1e-6)  # the other rows train
