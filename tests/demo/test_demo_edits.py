@@ -48,6 +48,16 @@ def _private_artifact_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         os.environ["CFS_ARTIFACT_DIR"] = before
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """The readings below are one-thread runs: a 60-step optimisation amplifies float-order differences, so on two
+    threads the same latent-opt glasses edit reads square glasses instead of round (measured on the shipped pack)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def pictures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from cfs_core.world import parse_attrs, render, sample_params
