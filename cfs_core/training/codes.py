@@ -20,8 +20,8 @@ the face ``params_from_z(z)`` names, through the ordinary mapping → W → synt
 refit starts from the previous mapping; at peak lr 0.1 it left cloth colour at chance, 0.03
 fits it: MSE 0.0037 → 0.0008, measured on the first shipped code-stage generator).
 
-The autoencoder learned almost nothing of the attributes drawn in a few pixels: on the generator
-it shipped with, the rows of ``A`` for presentation, eye colour, eyebrows, expression and earrings
+The autoencoder learned almost nothing of the attributes drawn in a few pixels: on the demo
+generator it led to (the release before the separated codes), the rows of ``A`` for presentation, eye colour, eyebrows, expression and earrings
 sit 0.01-0.04 apart (hair, glasses, hats: 0.5-1.2), so the synthesis had no input to draw them
 from and they stayed at chance. ``separate`` gives the named parameters' rows distinct, fixed
 offsets (:func:`separate_codes`) before the stage, and the synthesis learns them from there;
@@ -207,15 +207,15 @@ def code_spread(a: torch.Tensor) -> dict[str, float]:
     for name, cols in feature_slices().items():
         rows = a[cols]
         k = len(rows)
-        out[name] = float(torch.cdist(rows, rows).sum() / (k * k - k)) if SPECS[name].choices else float(rows.norm())
+        out[name] = float(torch.cdist(rows, rows).sum() / max(k * k - k, 1)) if SPECS[name].choices else float(rows.norm())
     return out
 
 
 def separate_codes(a: torch.Tensor, names: tuple[str, ...], scale: float, seed: int) -> torch.Tensor:
     """``A`` with the rows of ``names`` pulled apart: each value's row gets a seeded random offset of
     norm ``scale`` (Gaussian, centred over a categorical parameter's values before the scaling, so
-    the average code moves little). The synthesis then learns those values from codes it can tell apart, as it did for
-    hair, glasses and hats, whose rows the autoencoder had spread ~0.5-1 apart."""
+    the average code moves little). The synthesis then learns those values from codes it can tell
+    apart, as it did for hair, glasses and hats, whose rows the autoencoder had spread ~0.5-1 apart."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + 7)
     out = a.clone()
     slices = feature_slices()
