@@ -191,6 +191,19 @@ def additive_features(z: torch.Tensor) -> torch.Tensor:
     return torch.cat(cols, dim=1)
 
 
+def feature_slices() -> dict[str, slice]:
+    """The columns of :func:`additive_features` each parameter owns (column 0 is the constant): its
+    one-hot block, or its one value column."""
+    from cfs_core.world import SPECS
+
+    out, i = {}, 1
+    for name, spec in SPECS.items():
+        k = len(spec.choices) if spec.choices else 1
+        out[name] = slice(i, i + k)
+        i += k
+    return out
+
+
 def fit_additive_codes(model: Autoencoder, opts: AutoencodeOptions, progress: ProgressCallback = _ignore) -> tuple[torch.Tensor, float]:
     """Least-squares (ridge 1e-2) additive model ``E(render(face)) ≈ features(z) @ A`` on
     ``map_pairs`` renders; returns ``A`` and the share of the codes' variance it explains on a

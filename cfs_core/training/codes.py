@@ -50,6 +50,7 @@ from cfs_core.training.autoencode import (
     RenderBatch,
     additive_features,
     encode_w,
+    feature_slices,
     render_batch,
     train_mapping,
 )
@@ -186,18 +187,6 @@ def fit_embedding(g: Generator, n: int, seed: int) -> tuple[torch.Tensor, float]
     return a.float(), explained
 
 
-def feature_slices() -> dict[str, slice]:
-    """The columns of :func:`additive_features` each parameter owns (column 0 is the constant)."""
-    from cfs_core.world import SPECS
-
-    out, i = {}, 1
-    for name, spec in SPECS.items():
-        k = len(spec.choices) if spec.choices else 1
-        out[name] = slice(i, i + k)
-        i += k
-    return out
-
-
 def code_spread(a: torch.Tensor) -> dict[str, float]:
     """Per parameter, how far apart ``A`` puts its values: the mean distance between the rows of a
     categorical parameter, the row norm of a continuous one (how much the code can tell the synthesis)."""
@@ -260,9 +249,9 @@ def train_codes(opts: CodeTrainOptions, progress: ProgressCallback = _ignore) ->
             a = separate_codes(a, opts.separate, opts.separate_scale, opts.seed)
     model = CodeModel(g, e4e.encoder.float(), a, opts.source).requires_grad_(True)
     if opts.separate:  # the separated rows stay where separate_codes put them (Adam never moves a zero-gradient row)
-        keep = torch.ones(len(a), 1)
+        keep, slices = torch.ones(len(a), 1), feature_slices()
         for name in opts.separate:
-            keep[feature_slices()[name]] = 0.0
+            keep[slices[name]] = 0.0
         model.a.register_hook(lambda grad: grad * keep.to(grad))
     model.generator.style.requires_grad_(False)
     frozen = ("generator.style.", "a") if opts.source == "mapping" else ("generator.style.",)

@@ -6,7 +6,6 @@ import atexit
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +27,10 @@ from cfs_plugins.clipart.base import base_embedding_from_images, fallback_base_e
 from cfs_plugins.clipart.method import CORRECTED_BACKGROUND, ClipFaceShop
 from cfs_plugins.clipart.ranking import FFHQ_RANKING, resolve_ranking, top_slots
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CACHE = Path(tempfile.mkdtemp(prefix="cfs-clipart-tests-"))
 atexit.register(shutil.rmtree, CACHE, ignore_errors=True)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: thread hand-offs cost more than the maths."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def clipart_image(red: int = 200, square: int = 30) -> np.ndarray:

@@ -10,7 +10,6 @@ import atexit
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +28,11 @@ from cfs_core.testing import EditingMethodTests, FakeClip, fake_context, source_
 from cfs_plugins.mapper.method import StyleClipMapper
 from cfs_plugins.mapper.ranger import Ranger
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 KIT_CACHE = Path(tempfile.mkdtemp(prefix="cfs-mapper-kit-"))  # shared by the kit's edits (2nd edit: cached)
 atexit.register(shutil.rmtree, KIT_CACHE, ignore_errors=True)
 TEXT = "purple hair"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: thread hand-offs cost more than the maths on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def guidance(text: str = TEXT) -> Guidance:

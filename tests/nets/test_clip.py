@@ -25,20 +25,13 @@ from cfs_core.guidance import Guidance, image_digest
 from cfs_core.nets.clip_preprocess import normalized_resize, reference_kernel, reference_resize
 from cfs_core.nets.protocols import ClipEncoder, unit
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY: dict[str, Any] = {
     "embed_dim": 16,
     "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    """Tiny tensors: intra-op thread hand-offs cost more than the maths (100x on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _tiny(**kwargs: Any) -> ClipModel:

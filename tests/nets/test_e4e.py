@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import pickle
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,21 +23,14 @@ from cfs_core.checkpoints import is_num_batches_tracked as is_bn_counter
 from cfs_core.nets.protocols import ImageEncoder
 from cfs_core.stylegan2 import Generator, GeneratorConfig, infer_generator_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 E4E_DIR = FIXTURES / "e4e"
 MANIFEST = json.loads((FIXTURES / "manifests" / "e4e_ffhq_encode.json").read_text())
 SPEC = json.loads((E4E_DIR / "tiny_config.json").read_text())
 OPTS = {"encoder_type": "Encoder4Editing", "stylegan_size": 32, "start_from_latent_avg": True,
         "dataset_type": "ffhq_encode", "checkpoint_path": None, "lpips_lambda": 0.8}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def e4e_one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest single-threaded (and are not slowed by a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

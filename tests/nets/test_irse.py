@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import pickle
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,20 +29,13 @@ from cfs_core.checkpoints import is_num_batches_tracked as is_bn_counter
 from cfs_core.nets.irse import IRSEBackbone, IRSEConfig, infer_irse_config, load_irse, save_irse_native
 from cfs_core.nets.protocols import IdentityEncoder
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 IRSE = FIXTURES / "irse"
 MANIFESTS = FIXTURES / "manifests"
 SPEC = json.loads((IRSE / "tiny_config.json").read_text())
 WEIGHTS = IRSE / "tiny_irse_weights.safetensors"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def irse_one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest single-threaded (and are not slowed by a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +35,14 @@ from cfs_core.training.clip import (
 from cfs_core.training.data import ATTRIBUTE_CHOICES, ATTRIBUTES, COLOR_ATTRIBUTES, DataSpec, face_seed, make_batch
 from cfs_core.world import FaceParams, sample_params
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY: dict[str, Any] = {
     "embed_dim": 16,
     "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
     "text_cfg": {"context_length": 56, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
 COLOR_WORDS = {v for a in COLOR_ATTRIBUTES for v in ATTRIBUTE_CHOICES[a]}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _opts(tmp: Path, run: str, steps: int = 3, **kw: Any) -> ClipTrainOptions:

@@ -137,7 +137,8 @@ def test_code_stage_from_the_mapping_keeps_the_mapping(start: tuple[Path, Path])
 
 
 def test_separate_codes_pulls_named_rows_apart_and_keeps_the_rest() -> None:
-    from cfs_core.training.codes import code_spread, feature_slices, separate_codes
+    from cfs_core.training.autoencode import feature_slices
+    from cfs_core.training.codes import code_spread, separate_codes
     from cfs_core.world import SPECS
 
     slices = feature_slices()

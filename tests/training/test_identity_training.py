@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,8 @@ from cfs_core.training.identity import (
 )
 from cfs_core.world import SPECS
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY: dict[str, object] = {"identities": 3, "variants": 2, "batch": 4, "size": 32, "stem": 8, "widths": (8, 16),
                            "units": (1, 1), "input_size": 16, "embedding_dim": 16, "checkpoint_every": 10}
 
@@ -44,14 +46,6 @@ def _interrupt_at(step: int) -> Callable[[ProgressEvent], None]:
             raise KeyboardInterrupt
 
     return progress
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_variants_keep_identity_and_change_the_rest() -> None:
