@@ -11,7 +11,10 @@ from the clipart. The clipart's red hair and glasses and the sketch case (long h
 glasses) the methods issue asks for are kept as expected failures with the measured reasons: the
 clipart edit reads long pink hair without glasses, the sketch edit long hair without glasses. The
 evaluator and the identity net read attributes, not image quality: the clipart edits are
-washed out on this small generator (docs/demo.md shows them).
+washed out on this small generator (docs/demo.md shows them). Two more slow tests edit 13 faces with
+the clipart and the sketch and count what the evaluator reads, so a change that loses part of the
+effect (the clipart's red hair and glasses on about half the faces, long hair on all) shows even when one face
+would not.
 Trained artefacts go to a temporary cache shared by the module, never the user's.
 """
 
@@ -145,3 +148,63 @@ def test_edit_changes_what_was_asked_and_keeps_identity(cfs: Cfs, pictures: dict
         assert read["reconstruction"][attribute] not in accepted, read  # the change is the edit's, not the inversion's
         assert read["edited"][attribute] in accepted, read
     assert read["identity"] >= SAME_IDENTITY, read
+
+
+# Over many faces: the clipart and sketch edits of 12 more world photos like the test face (short black hair, no
+# glasses, no hat) plus the test face, one adaptor per guidance (found in the module's cache when the cases above ran
+# first: 13 inversions and generator passes). Measured with the shipped pack at the set's defaults (one thread,
+# seed 0): the clipart gives long hair on 13 of 13 faces, red hair on 6 of 13 (pink on most others), round or square
+# glasses on 6 of the 12 whose reconstruction has none (face 1's inversion adds a pair), both red hair and glasses on
+# 3, identity 0.88-0.97; the sketch long hair on 13 of 13 and round glasses on only 2 of 12 (identity 0.88-0.97), so
+# its glasses are not asserted here (the single-face sketch case above is the expected failure). The minimum counts
+# are what a change must not lose. Sweeping the clipart's options on the same 13 faces found nothing better at both:
+# lambda_id 0.5 red 10, glasses 5 (sunglasses on the test face); lambda_sourcesim 0.1 red 12, glasses 3; lr 0.1 red 7,
+# glasses 3; mpp_d 10 and 12 no round or square glasses at all; 600 steps red 2, glasses 4; truncation 1.0 red 8,
+# glasses 4 (docs/demo.md).
+MORE_FACES = 12
+RATE_CASES = [  # (id, guidance flag, picture, {attribute: (accepted values, at least this many of the eligible faces)})
+    pytest.param("--clipart", "clipart", {"hair": (("long",), 12), "hair_color": (("red",), 4),
+                                          "glasses": (("round", "square"), 4)}, id="clipart-rates"),
+    pytest.param("--sketch", "sketch", {"hair": (("long",), 12)}, id="sketch-rates"),
+]
+
+
+@pytest.fixture(scope="module")
+def more_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cfs_core.world import parse_attrs, render, sample_params
+
+    folder = tmp_path_factory.mktemp("more-faces")
+    attrs = parse_attrs("hair=short,hair_color=black,glasses=none,hat=none,facial_hair=none")
+    for i in range(MORE_FACES):
+        picture = render(sample_params(1000 + i, **attrs), style="photo", size=128, seed=i)
+        Image.fromarray(picture).save(folder / f"f{i:02d}.png")
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("flag", "picture", "expected"), RATE_CASES)
+def test_guidance_attributes_reach_many_faces(cfs: Cfs, pictures: dict[str, Path], more_faces: Path, tmp_path: Path, flag: str,
+                                              picture: str, expected: dict[str, tuple[tuple[str, ...], int]]) -> None:
+    from cfs_core.nets.evaluator import Evaluator
+    from cfs_core.nets.identity import IdentityNet, identity_similarity
+
+    result = cfs("edit", "--input", more_faces, "--input", pictures["face"], "--out", tmp_path, "--seed", "0",
+                 "--method", "clipart", flag, pictures[picture])
+    assert result.exit_code == 0, result.output
+    folders = sorted(p for p in tmp_path.iterdir() if (p / "edited.png").is_file())
+    assert len(folders) == MORE_FACES + 1
+    edited = torch.cat([_image(f / "edited.png") for f in folders])
+    recon = torch.cat([_image(f / "reconstruction.png") for f in folders])
+    ev = Evaluator.from_file(DEMO / "evaluator.safetensors")
+    ident = IdentityNet.from_file(DEMO / "identity.safetensors")
+    with torch.no_grad():
+        sims = identity_similarity(ident.embed(edited), ident.embed(recon))
+    read_e, read_r = ev.predict(edited), ev.predict(recon)
+    counts = {}
+    for attribute, (accepted, _) in expected.items():
+        eligible = [i for i in range(len(folders)) if read_r[attribute][i] not in accepted]
+        counts[attribute] = (sum(read_e[attribute][i] in accepted for i in eligible), len(eligible))
+    print(picture, counts, "identity", [round(float(v), 3) for v in sims])  # shown with -rA, for the notes
+    for attribute, (_, least) in expected.items():
+        assert counts[attribute][0] >= least, (attribute, counts)
+    assert float(sims.min()) >= SAME_IDENTITY, sims
