@@ -73,20 +73,27 @@ def _image(path: Path) -> torch.Tensor:
     return torch.from_numpy(a).permute(2, 0, 1)[None] / 127.5 - 1.0
 
 
-def edit(cfs: Cfs, pictures: dict[str, Path], out: Path, *args: object) -> dict[str, object]:
-    """Run ``cfs edit`` on the source face; the evaluator's reading of edit and reconstruction, and identity."""
+def read_outputs(folders: list[Path]) -> tuple[dict[str, list[str]], dict[str, list[str]], torch.Tensor]:
+    """The evaluator's readings of each output folder's edit and reconstruction, and their identity cosines."""
     from cfs_core.nets.evaluator import Evaluator
     from cfs_core.nets.identity import IdentityNet, identity_similarity
 
-    result = cfs("edit", "--input", pictures["face"], "--out", out, "--seed", "0", *args)
-    assert result.exit_code == 0, result.output
-    edited, recon = _image(out / "face" / "edited.png"), _image(out / "face" / "reconstruction.png")
+    edited = torch.cat([_image(f / "edited.png") for f in folders])
+    recon = torch.cat([_image(f / "reconstruction.png") for f in folders])
     ev = Evaluator.from_file(DEMO / "evaluator.safetensors")
     ident = IdentityNet.from_file(DEMO / "identity.safetensors")
     with torch.no_grad():
-        sim = float(identity_similarity(ident.embed(edited), ident.embed(recon)))
-    return {"edited": {k: v[0] for k, v in ev.predict(edited).items()},
-            "reconstruction": {k: v[0] for k, v in ev.predict(recon).items()}, "identity": sim}
+        sims = identity_similarity(ident.embed(edited), ident.embed(recon))
+    return ev.predict(edited), ev.predict(recon), sims
+
+
+def edit(cfs: Cfs, pictures: dict[str, Path], out: Path, *args: object) -> dict[str, object]:
+    """Run ``cfs edit`` on the source face; the evaluator's reading of edit and reconstruction, and identity."""
+    result = cfs("edit", "--input", pictures["face"], "--out", out, "--seed", "0", *args)
+    assert result.exit_code == 0, result.output
+    read_e, read_r, sims = read_outputs([out / "face"])
+    return {"edited": {k: v[0] for k, v in read_e.items()}, "reconstruction": {k: v[0] for k, v in read_r.items()},
+            "identity": float(sims[0])}
 
 
 def test_the_source_reads_as_asked(pictures: dict[str, Path]) -> None:
@@ -162,7 +169,7 @@ def test_edit_changes_what_was_asked_and_keeps_identity(cfs: Cfs, pictures: dict
 # glasses 3; mpp_d 10 and 12 no round or square glasses at all; 600 steps red 2, glasses 4; truncation 1.0 red 8,
 # glasses 4 (docs/demo.md).
 MORE_FACES = 12
-RATE_CASES = [  # (id, guidance flag, picture, {attribute: (accepted values, at least this many of the eligible faces)})
+RATE_CASES = [  # (guidance flag, picture, {attribute: (accepted values, at least this many of the eligible faces)})
     pytest.param("--clipart", "clipart", {"hair": (("long",), 12), "hair_color": (("red",), 4),
                                           "glasses": (("round", "square"), 4)}, id="clipart-rates"),
     pytest.param("--sketch", "sketch", {"hair": (("long",), 12)}, id="sketch-rates"),
@@ -185,21 +192,12 @@ def more_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(("flag", "picture", "expected"), RATE_CASES)
 def test_guidance_attributes_reach_many_faces(cfs: Cfs, pictures: dict[str, Path], more_faces: Path, tmp_path: Path, flag: str,
                                               picture: str, expected: dict[str, tuple[tuple[str, ...], int]]) -> None:
-    from cfs_core.nets.evaluator import Evaluator
-    from cfs_core.nets.identity import IdentityNet, identity_similarity
-
     result = cfs("edit", "--input", more_faces, "--input", pictures["face"], "--out", tmp_path, "--seed", "0",
                  "--method", "clipart", flag, pictures[picture])
     assert result.exit_code == 0, result.output
     folders = sorted(p for p in tmp_path.iterdir() if (p / "edited.png").is_file())
     assert len(folders) == MORE_FACES + 1
-    edited = torch.cat([_image(f / "edited.png") for f in folders])
-    recon = torch.cat([_image(f / "reconstruction.png") for f in folders])
-    ev = Evaluator.from_file(DEMO / "evaluator.safetensors")
-    ident = IdentityNet.from_file(DEMO / "identity.safetensors")
-    with torch.no_grad():
-        sims = identity_similarity(ident.embed(edited), ident.embed(recon))
-    read_e, read_r = ev.predict(edited), ev.predict(recon)
+    read_e, read_r, sims = read_outputs(folders)
     counts = {}
     for attribute, (accepted, _) in expected.items():
         eligible = [i for i in range(len(folders)) if read_r[attribute][i] not in accepted]
