@@ -165,9 +165,9 @@ def test_edit_changes_what_was_asked_and_keeps_identity(cfs: Cfs, pictures: dict
 # 3, identity 0.88-0.97; the sketch long hair on 13 of 13 and round glasses on only 2 of 12 (identity 0.88-0.97), so
 # its glasses are not asserted here (the single-face sketch case above is the expected failure). The minimum counts
 # are what a change must not lose. Sweeping the clipart's options on the same 13 faces found nothing better at both:
-# lambda_id 0.5 red 10, glasses 5 (sunglasses on the test face); lambda_sourcesim 0.1 red 12, glasses 3; lr 0.1 red 7,
-# glasses 3; mpp_d 10 and 12 no round or square glasses at all; 600 steps red 2, glasses 4; truncation 1.0 red 8,
-# glasses 4 (docs/demo.md).
+# lambda_id 0.5 red 10, glasses 4 (sunglasses on the test face); lambda_sourcesim 0.1 red 12, glasses 2; lr 0.1 red 7,
+# glasses 2; mpp_d 10 and 12 no round or square glasses at all; 600 steps red 2, glasses 3; truncation 1.0 red 8,
+# glasses 3 (docs/demo.md).
 MORE_FACES = 12
 RATE_CASES = [  # (guidance flag, picture, {attribute: (accepted values, at least this many of the eligible faces)})
     pytest.param("--clipart", "clipart", {"hair": (("long",), 12), "hair_color": (("red",), 4),
