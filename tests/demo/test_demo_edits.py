@@ -13,8 +13,8 @@ clipart edit reads long pink hair without glasses, the sketch edit long hair wit
 evaluator and the identity net read attributes, not image quality: the clipart edits are
 washed out on this small generator (docs/demo.md shows them). Two more slow tests edit 13 faces with
 the clipart and the sketch and count what the evaluator reads, so a change that loses part of the
-effect (the clipart's red hair and glasses on about half the faces, long hair on all) shows even when one face
-would not.
+effect (the clipart's red hair and glasses on about half the faces, long hair on all) shows even
+when one face would not.
 Trained artefacts go to a temporary cache shared by the module, never the user's.
 """
 
